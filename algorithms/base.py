@@ -1,0 +1,59 @@
+"""The interface every algorithm implements (DomainBed's), and its shared pieces.
+
+An algorithm owns a featurizer ``f: x[B, C, H, W] -> z[B, D]``, a classifier
+``g: z -> logits[B, K]``, and its optimizers. The trainer calls
+
+    losses = algorithm.update(minibatches, unlabeled)   # one optimisation step
+    logits = algorithm.predict(x)                        # evaluation
+
+``minibatches`` is one ``(x, y)`` pair per training domain; ``unlabeled`` is one ``x`` per
+target domain in domain adaptation, else None. ``update`` returns detached scalar tensors
+(never ``.item()``: no host synchronisation inside the step loop).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from dgsamp.hparams import HParam
+
+
+class Algorithm(nn.Module):
+    """Base class: subclasses set ``HPARAMS`` and implement ``update``."""
+
+    HPARAMS: ClassVar[dict[str, HParam]] = {}
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__()
+        self.featurizer = featurizer
+        self.num_classes = num_classes
+        self.num_domains = num_domains
+        self.hparams = dict(hparams)
+        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
+
+    def update(
+        self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def predict(self, x: Tensor) -> Tensor:
+        return self.classifier(self.featurizer(x))
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer this algorithm steps (checkpointing and the LR schedule use it)."""
+        return [value for value in vars(self).values() if isinstance(value, torch.optim.Optimizer)]
+
+
+def make_optimizer(parameters, hparams: dict, lr: float | None = None) -> torch.optim.Optimizer:
+    """Adam as in DomainBed, fused when every parameter lives on a CUDA device."""
+    parameters = [p for p in parameters if p.requires_grad]
+    fused = bool(parameters) and all(p.is_cuda for p in parameters)
+    return torch.optim.Adam(
+        parameters,
+        lr=hparams["lr"] if lr is None else lr,
+        weight_decay=hparams["weight_decay"],
+        fused=fused or None,
+    )

@@ -1,0 +1,5 @@
+"""Built-in multi-domain datasets; importing this package registers them."""
+
+from dgsamp.datasets.base import MultiDomainDataset
+
+__all__ = ["MultiDomainDataset"]

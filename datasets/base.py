@@ -1,0 +1,43 @@
+"""The interface every multi-domain dataset implements.
+
+A dataset is a list of domains (DomainBed calls them environments). Domain ``i`` is a
+``torch.utils.data.Dataset`` whose items are ``(x, y)``: ``x`` a ``PIL.Image`` in RGB for
+image datasets (``IS_IMAGE = True``; the backbone's transforms are applied later), or a
+float tensor ``[C, H, W]`` for tensor datasets (MNIST family), and ``y`` an int label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from torch.utils.data import Dataset
+
+
+class MultiDomainDataset:
+    """Subclasses fill ``self.datasets``, ``self.classes`` and ``self.input_shape``."""
+
+    ENVIRONMENTS: ClassVar[list[str]] = []
+    IS_IMAGE: ClassVar[bool] = True
+    SMALL_IMAGES: ClassVar[bool] = False  # DomainBed's hparam defaults for MNIST-size inputs
+    DEFAULT_BACKBONE: ClassVar[str] = "resnet50"
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = None if root is None else Path(root)
+        self.datasets: list[Dataset] = []
+        self.classes: list[str] = []
+        self.input_shape: tuple[int, int, int] = (3, 224, 224)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def environments(self) -> list[str]:
+        return list(self.ENVIRONMENTS)
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+    def __getitem__(self, index: int) -> Dataset:
+        return self.datasets[index]
