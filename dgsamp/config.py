@@ -1,0 +1,124 @@
+"""RunConfig: the validated arguments and resolved hyperparameters of one run.
+
+    config = RunConfig.from_namespace(parsed_args)
+    config.epochs, config.hparams["lr"], config.job_id
+
+``job_id`` is a hash of everything that changes the numbers (not the output directory,
+the progress style or the W&B settings), so two runs with the same id are the same
+experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from dgsamp.errors import UserError
+from dgsamp.hparams import resolve_hparams
+from dgsamp.registry import ALGORITHMS, DATASETS
+
+NOT_IN_JOB_ID = {
+    "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
+    "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "command", "func",
+    "energy", "data_cache",
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    args: Mapping[str, Any]
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["args"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def job_id(self) -> str:
+        relevant = {k: v for k, v in self.args.items() if k not in NOT_IN_JOB_ID}
+        text = json.dumps([relevant, dict(self.hparams)], sort_keys=True, default=str)
+        return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"args": dict(self.args), "hparams": dict(self.hparams)}
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace, hparam_names: set[str]) -> RunConfig:
+        """Validate the flags that need no data, resolve hparams, freeze."""
+        raw = {k: v for k, v in vars(namespace).items() if k not in ("func", "command")}
+        args = {k: v for k, v in raw.items() if k not in hparam_names}
+        flag_overrides = {k: v for k, v in raw.items() if k in hparam_names and v is not None}
+        dataset_class = DATASETS.get(args["dataset"])
+        algorithm_class = ALGORITHMS.get(args["algorithm"])
+        _validate(args, len(dataset_class.ENVIRONMENTS))
+        overrides = {**_parse_hparams_json(args["hparams"]), **flag_overrides}
+        hparams = resolve_hparams(algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides)
+        _validate_hparams(hparams)
+        if args["backbone"] is None:
+            args["backbone"] = dataset_class.DEFAULT_BACKBONE
+        args["test_envs"] = sorted(set(args["test_envs"]))
+        return cls(MappingProxyType(args), MappingProxyType(hparams))
+
+
+def _parse_hparams_json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--hparams is not valid JSON ({error.msg} at char {error.pos}): {text}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--hparams must be a JSON object like '{{\"lr\": 1e-4}}', got: {text}")
+    return value
+
+
+def _validate(args: dict[str, Any], num_envs: int) -> None:
+    test_envs = args["test_envs"]
+    bad = [i for i in test_envs if not 0 <= i < num_envs]
+    if bad:
+        raise UserError(
+            f"--test_envs {bad[0]} is out of range: {args['dataset']} has domains 0..{num_envs - 1}"
+        )
+    if len(set(test_envs)) >= num_envs:
+        raise UserError(f"--test_envs holds all {num_envs} domains; leave at least one for training")
+    positive = {"epochs": 1, "steps_per_epoch": 1, "eval_batch_size": 1, "num_workers": 0}
+    for name, minimum in positive.items():
+        if args.get(name) is not None and args[name] < minimum:
+            raise UserError(f"--{name} must be at least {minimum}, got {args[name]}")
+    if not 0.0 < args["holdout_fraction"] < 1.0:
+        raise UserError(f"--holdout_fraction must be between 0 and 1, got {args['holdout_fraction']}")
+    if args["resolution"] is not None and args["resolution"] < 16:
+        raise UserError(f"--resolution must be at least 16, got {args['resolution']}")
+    if args["gradsamp"] != "off":
+        if args["gradsamp_warmup"] < 2:
+            raise UserError(
+                f"--gradsamp_warmup must be at least 2 (two snapshots are needed), got {args['gradsamp_warmup']}"
+            )
+        if args["gradsamp"] == "periodic" and args["gradsamp_period"] < 2:
+            raise UserError(
+                f"--gradsamp_period must be at least 2 (1 would never backprop), got {args['gradsamp_period']}"
+            )
+        if args["gradsamp"] == "random" and not 0.0 <= args["gradsamp_prob"] < 1.0:
+            raise UserError(f"--gradsamp_prob must be in [0, 1), got {args['gradsamp_prob']}")
+        if args["gradsamp_scale"] < 0:
+            raise UserError(f"--gradsamp_scale must be non-negative, got {args['gradsamp_scale']}")
+    if args["ssprop"] != "off":
+        for name in ("ssprop_keep", "ssprop_keep_min"):
+            if not 0.0 < args[name] <= 1.0:
+                raise UserError(f"--{name} must be in (0, 1], got {args[name]}")
+
+
+def _validate_hparams(hparams: dict[str, Any]) -> None:
+    if hparams["batch_size"] < 1:
+        raise UserError(f"batch_size must be at least 1, got {hparams['batch_size']}")
+    if hparams["lr"] <= 0:
+        raise UserError(f"lr must be positive, got {hparams['lr']}")
+    if hparams["lr_schedule"] not in ("constant", "cosine"):
+        raise UserError(f"lr_schedule must be constant or cosine, got {hparams['lr_schedule']!r}")

