@@ -47,13 +47,25 @@ class Algorithm(nn.Module):
         return [value for value in vars(self).values() if isinstance(value, torch.optim.Optimizer)]
 
 
-def make_optimizer(parameters, hparams: dict, lr: float | None = None) -> torch.optim.Optimizer:
-    """Adam as in DomainBed, fused when every parameter lives on a CUDA device."""
+def make_optimizer(
+    parameters,
+    hparams: dict,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
+    """Adam as in DomainBed, fused when every parameter lives on a CUDA device.
+
+    ``lr`` / ``weight_decay`` default to ``hparams["lr"]`` / ``hparams["weight_decay"]``;
+    adversarial algorithms pass their own (DANN: ``lr_d``, ``weight_decay_d``, betas
+    ``(beta1, 0.9)``).
+    """
     parameters = [p for p in parameters if p.requires_grad]
     fused = bool(parameters) and all(p.is_cuda for p in parameters)
     return torch.optim.Adam(
         parameters,
         lr=hparams["lr"] if lr is None else lr,
-        weight_decay=hparams["weight_decay"],
+        weight_decay=hparams["weight_decay"] if weight_decay is None else weight_decay,
+        betas=betas,
         fused=fused or None,
     )

@@ -1,0 +1,178 @@
+"""DANN: domain-adversarial training (Ganin et al., JMLR 2016), DomainBed's protocol.
+
+A discriminator h (an ``MLP``) guesses the domain of a feature u = f(x) [N, D]; the
+featurizer f and classifier g learn the task while making h fail:
+
+    L_cls(f, g) = 1/N_s Σ_{i ∈ sources} CE(g(f(x_i)), y_i)
+    L_dom(f, h) = 1/N   Σ_i CE(h(u_i), d_i)              h(u): [N, S + 1]
+    R(h)        = 1/N   Σ_i ‖∇_u softmax(h(u))_{d_i}‖²   (gradient penalty, weight ρ)
+
+    discriminator step:  min_h      L_dom + ρ R(h)
+    generator step:      min_{f,g}  L_cls − λ_t L_dom
+
+Domain labels d_i: source domain s ∈ {0..S-1}. In domain generalization the softmax
+runs over the first S outputs only (exactly DomainBed's S-way discriminator). In domain
+adaptation (``unlabeled`` given) every target domain's features get the extra label S
+("target", all target domains pooled), so h also separates sources from targets and the
+generator step pulls target features towards the sources.
+
+``dann_mode``:
+  * ``alternating`` (DomainBed): step t = 1, 2, ... is a discriminator step when
+    t mod (1 + k) < k, k = ``d_steps_per_g_step``, else a generator step; Adam with betas
+    (``beta1``, 0.9), learning rates ``lr_d`` / ``lr_g``. The featurizer runs without
+    autograd on discriminator steps (DomainBed backpropagates through it and discards it).
+  * ``grl`` (Ganin): one joint step min_{f,g,h} L_cls + L_dom(h ∘ R_λt ∘ f) + ρ R(h),
+    the gradient reversal R_λ (``grl.py``) turns h's descent into f's ascent.
+
+λ_t = ``dann_lambda`` · (2 / (1 + exp(−α t / T)) − 1) over generator steps t when
+T = ``dann_warmup_iters`` > 0 (α = ``dann_warmup_alpha``), else the constant
+``dann_lambda`` (DomainBed's ``lambda``). The reported ``loss`` is L_cls − λ_t L_dom.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.counter import StepCounter
+from dgsamp.algorithms.grl import WarmStartGradientReverseLayer
+from dgsamp.algorithms.minibatches import concat_minibatches, domain_labels
+from dgsamp.algorithms.mlp import MLP
+from torch import Tensor, nn
+
+from dgsamp.errors import UserError
+from dgsamp.hparams import HParam
+from dgsamp.registry import register_algorithm
+
+DANN_MODES = ("alternating", "grl")
+
+
+def _lr(help_text: str) -> HParam:
+    return HParam(
+        5e-5, lambda r: 10 ** r.uniform(-5, -3.5), help_text,
+        small_default=1e-3, small_sample=lambda r: 10 ** r.uniform(-4.5, -2.5),
+    )
+
+
+DANN_HPARAMS: dict[str, HParam] = {
+    "dann_lambda": HParam(1.0, lambda r: 10 ** r.uniform(-2, 2), "adversarial weight λ"),
+    "dann_mode": HParam("alternating", lambda r: "alternating", "alternating (DomainBed) or grl"),
+    "dann_warmup_iters": HParam(0, lambda r: 0, "T of λ's warm start; 0: constant λ"),
+    "dann_warmup_alpha": HParam(10.0, lambda r: 10.0, "α of λ's warm start"),
+    "lr_d": _lr("discriminator learning rate"),
+    "lr_g": _lr("featurizer and classifier learning rate"),
+    "weight_decay_d": HParam(0.0, lambda r: 10 ** r.uniform(-6, -2), "discriminator weight decay"),
+    "weight_decay_g": HParam(
+        0.0, lambda r: 10 ** r.uniform(-6, -2), "featurizer and classifier weight decay",
+        small_sample=lambda r: 0.0,
+    ),
+    "d_steps_per_g_step": HParam(1, lambda r: int(2 ** r.uniform(0, 3)), "k in alternating mode"),
+    "grad_penalty": HParam(0.0, lambda r: 10 ** r.uniform(-2, 1), "ρ of the gradient penalty"),
+    "beta1": HParam(0.5, lambda r: r.choice([0.0, 0.5]), "Adam β1 of both optimizers"),
+    "mlp_width": HParam(256, lambda r: int(2 ** r.uniform(6, 10)), "discriminator width"),
+    "mlp_depth": HParam(3, lambda r: int(r.choice([3, 4, 5])), "discriminator linear layers"),
+    "mlp_dropout": HParam(0.0, lambda r: r.choice([0.0, 0.1, 0.5]), "discriminator dropout"),
+}
+
+
+@register_algorithm("DANN")
+class DANN(Algorithm):
+    """Domain-adversarial training against an MLP domain discriminator."""
+
+    HPARAMS = DANN_HPARAMS
+    ADAPTS_TO_UNLABELED = True
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__(featurizer, num_classes, num_domains, hparams)
+        hp = self.hparams
+        if hp["dann_mode"] not in DANN_MODES:
+            raise UserError(f"hparam dann_mode must be one of {DANN_MODES}, got {hp['dann_mode']!r}")
+        self.discriminator = MLP.from_hparams(featurizer.n_outputs, num_domains + 1, hp)
+        self.steps = StepCounter()
+        self.adversarial = WarmStartGradientReverseLayer(
+            alpha=hp["dann_warmup_alpha"], hi=hp["dann_lambda"], max_iters=hp["dann_warmup_iters"]
+        )
+        betas = (hp["beta1"], 0.9)
+        self.disc_opt = make_optimizer(
+            self.discriminator.parameters(), hp, hp["lr_d"], hp["weight_decay_d"], betas
+        )
+        self.gen_opt = make_optimizer(
+            [*self.featurizer.parameters(), *self.classifier.parameters()],
+            hp, hp["lr_g"], hp["weight_decay_g"], betas,
+        )
+
+    # --- what CDANN overrides -------------------------------------------------------
+    def discriminator_input(self, z: Tensor, y: Tensor) -> Tensor:
+        """u [N, D] fed to h; DANN ignores the class labels ``y`` [N]."""
+        return z
+
+    def domain_loss(self, logits: Tensor, domains: Tensor, y: Tensor) -> Tensor:
+        """L_dom = mean CE(h(u_i), d_i) for ``logits`` [N, S or S+1]."""
+        return F.cross_entropy(logits, domains)
+
+    # --- one update -----------------------------------------------------------------
+    def update(
+        self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        x, y, sizes = concat_minibatches(minibatches)
+        targets = list(unlabeled or [])
+        x = torch.cat([x, *targets])
+        domains = domain_labels(sizes, x.device)
+        if targets:  # every target example gets the extra label S
+            n_target = x.shape[0] - domains.shape[0]
+            domains = torch.cat([domains, domains.new_full((n_target,), self.num_domains)])
+        step = self.steps.increment()
+        k = self.hparams["d_steps_per_g_step"]
+        if self.hparams["dann_mode"] == "alternating" and step % (1 + k) < k:
+            with torch.no_grad():
+                z = self.featurizer(x)
+            return self._step(z, y, domains, train_generator=False, reverse=False)
+        return self._step(
+            self.featurizer(x), y, domains, train_generator=True,
+            reverse=self.hparams["dann_mode"] == "grl",
+        )
+
+    def _step(
+        self, z: Tensor, y: Tensor, domains: Tensor, train_generator: bool, reverse: bool
+    ) -> dict[str, Tensor]:
+        n_source, n_outputs = y.shape[0], self.num_domains + int(domains.shape[0] > y.shape[0])
+        logits = self.classifier(z)
+        class_loss = F.cross_entropy(logits[:n_source], y)
+        # class labels for every example: true on sources, predicted on targets (CDANN)
+        y_all = torch.cat([y, logits[n_source:].detach().argmax(1)])
+        weight = self.adversarial.coefficient
+        u = self.adversarial(z) if reverse else z  # R_λ(z) = z forward, −λ ∂ backward
+        disc_logits = self.discriminator(self.discriminator_input(u, y_all))[:, :n_outputs]
+        disc_loss = self.domain_loss(disc_logits, domains, y_all)
+        penalty = z.new_zeros(())
+        if self.hparams["grad_penalty"] > 0:
+            penalty = self._gradient_penalty(z.detach(), y_all, domains, n_outputs)
+        disc_objective = disc_loss + self.hparams["grad_penalty"] * penalty
+        if not train_generator:
+            objective, optimizers = disc_objective, [self.disc_opt]
+        elif reverse:
+            objective, optimizers = class_loss + disc_objective, [self.disc_opt, self.gen_opt]
+        else:
+            objective, optimizers = class_loss - weight * disc_loss, [self.gen_opt]
+        for optimizer in (self.disc_opt, self.gen_opt):
+            optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        if train_generator:
+            self.adversarial.step()
+        return {
+            "loss": (class_loss - weight * disc_loss).detach(),
+            "class_loss": class_loss.detach(),
+            "disc_loss": disc_loss.detach(),
+            "grad_penalty": penalty.detach(),
+        }
+
+    def _gradient_penalty(
+        self, z: Tensor, y: Tensor, domains: Tensor, n_outputs: int
+    ) -> Tensor:
+        """R(h) = mean_i ‖∂ softmax(h(u_i))_{d_i} / ∂u_i‖², differentiable in h."""
+        u = self.discriminator_input(z.requires_grad_(), y)
+        probs = F.softmax(self.discriminator(u)[:, :n_outputs], dim=1)
+        (grad,) = torch.autograd.grad(probs.gather(1, domains[:, None]).sum(), u, create_graph=True)
+        return grad.pow(2).sum(1).mean()

@@ -1,0 +1,75 @@
+"""IRM: invariant risk minimisation, IRMv1 (Arjovsky et al., 2019), as in DomainBed.
+
+With logits l = g(f(x)) and R_d(w) = mean CE(w · l_i, y_i) over domain d, IRMv1 penalises
+the gradient of each domain's risk with respect to a dummy scale w at w = 1:
+
+    L = 1/S Σ_d R_d(1)  +  β_t · 1/S Σ_d ∂_w R_d^even(1) · ∂_w R_d^odd(1)
+
+(the product of the gradients on the even- and odd-indexed halves of the batch is an
+unbiased estimate of ‖∂_w R_d‖²). The gradient has a closed form,
+
+    ∂_w CE(w l, y) |_{w=1} = ⟨softmax(l) − onehot(y), l⟩              per example [N]
+
+so the penalty needs no extra autograd pass (same value and gradient as DomainBed's
+``autograd.grad(..., create_graph=True)``). β_t = 1 for the first
+``irm_penalty_anneal_iters`` steps, then ``irm_lambda``; Adam's state is reset at the
+jump (see ``vrex.py``). ``unlabeled`` is ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.counter import StepCounter
+from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from torch import Tensor, nn
+
+from dgsamp.hparams import HParam
+from dgsamp.registry import register_algorithm
+
+
+def irm_penalty(logits: Tensor, y: Tensor, sizes: list[int]) -> Tensor:
+    """1/S Σ_d mean_{even i ∈ d} s_i · mean_{odd i ∈ d} s_i, s_i = ⟨softmax(l_i), l_i⟩ − l_{i,y_i}.
+
+    ``logits``: [N, K] (domains concatenated), ``y``: [N], ``sizes``: [n_d].
+    """
+    expected_logit = (F.softmax(logits, dim=1) * logits).sum(1)
+    scale_grads = expected_logit - logits.gather(1, y[:, None]).squeeze(1)  # [N]
+    scale_grads = scale_grads.split(sizes)  # ∂_w CE(w l_i, y_i) at w = 1, per domain
+    return torch.stack([g[0::2].mean() * g[1::2].mean() for g in scale_grads]).mean()
+
+
+@register_algorithm("IRM")
+class IRM(Algorithm):
+    """Make the classifier simultaneously optimal for every domain (IRMv1 penalty)."""
+
+    HPARAMS = {
+        "irm_lambda": HParam(1e2, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal"),
+        "irm_penalty_anneal_iters": HParam(
+            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = irm_lambda"
+        ),
+    }
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__(featurizer, num_classes, num_domains, hparams)
+        self.steps = StepCounter()
+        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+
+    def update(
+        self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        anneal_iters = self.hparams["irm_penalty_anneal_iters"]
+        weight = self.hparams["irm_lambda"] if self.steps.value >= anneal_iters else 1.0
+        x, y, sizes = concat_minibatches(minibatches)
+        logits = self.predict(x)
+        nll = per_domain_cross_entropy(logits, y, sizes).mean()
+        penalty = irm_penalty(logits, y, sizes)
+        loss = nll + weight * penalty
+        if self.steps.value == anneal_iters:
+            self.optimizer.state.clear()  # fresh Adam moments when the penalty weight jumps
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps.increment()
+        return {"loss": loss.detach(), "class_loss": nll.detach(), "penalty": penalty.detach()}

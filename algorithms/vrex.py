@@ -1,0 +1,61 @@
+"""V-REx: variance risk extrapolation (Krueger et al., ICML 2021), as in DomainBed.
+
+With R_d = mean CE on training domain d (d = 1..S):
+
+    L = 1/S Σ_d R_d  +  β_t · 1/S Σ_d (R_d − R̄)²,      R̄ = 1/S Σ_d R_d
+
+β_t = 1 for the first ``vrex_penalty_anneal_iters`` steps, then ``vrex_lambda``. At the
+step where β jumps, Adam's moment estimates are reset (DomainBed builds a new Adam; we
+clear the state of the same optimizer, which is identical and keeps any LR scheduler
+bound to it). The step count is a ``StepCounter`` buffer, so resuming from a checkpoint
+keeps the schedule. ``unlabeled`` is ignored.
+"""
+
+from __future__ import annotations
+
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.counter import StepCounter
+from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from torch import Tensor, nn
+
+from dgsamp.hparams import HParam
+from dgsamp.registry import register_algorithm
+
+
+@register_algorithm("VREx")
+class VREx(Algorithm):
+    """Penalise the variance of the per-domain risks."""
+
+    HPARAMS = {
+        "vrex_lambda": HParam(1e1, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal"),
+        "vrex_penalty_anneal_iters": HParam(
+            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = vrex_lambda"
+        ),
+    }
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__(featurizer, num_classes, num_domains, hparams)
+        self.steps = StepCounter()
+        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+
+    def update(
+        self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        anneal_iters = self.hparams["vrex_penalty_anneal_iters"]
+        weight = self.hparams["vrex_lambda"] if self.steps.value >= anneal_iters else 1.0
+        x, y, sizes = concat_minibatches(minibatches)
+        risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
+        mean_risk = risks.mean()
+        penalty = (risks - mean_risk).pow(2).mean()
+        loss = mean_risk + weight * penalty
+        if self.steps.value == anneal_iters:
+            self.optimizer.state.clear()  # fresh Adam moments when the penalty weight jumps
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps.increment()
+        return {
+            "loss": loss.detach(),
+            "class_loss": mean_risk.detach(),
+            "penalty": penalty.detach(),
+        }
