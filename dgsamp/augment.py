@@ -93,33 +93,27 @@ def random_resized_crop_flip(x: torch.Tensor, size: int, generator: torch.Genera
 def hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Shift the HSV hue of float [B, 3, H, W] in [0, 1] by ``shift`` [B] turns; S and V kept.
 
-    RGB -> HSV: V = max, C = max - min, S = C / V, H = sector offset + (difference of the two
-    other channels) / C, in sixths of a turn; then H' = (H + shift) mod 1 and back to RGB.
+    Hue in sixths of a turn from V = max, C = max - min: (G - B) / C where R is the max,
+    2 + (B - R) / C where G is, 4 + (R - G) / C where B is. Back to RGB with the closed form
+    channel_n = V - C * clamp(min(k, 4 - k), 0, 1), k = (n + 6 H') mod 6, n = 5, 3, 1 for R, G, B.
     """
     red, green, blue = x.unbind(dim=1)
     value = x.amax(dim=1)
     chroma = value - x.amin(dim=1)
-    grey = chroma == 0
-    safe_chroma = torch.where(grey, torch.ones_like(chroma), chroma)
-    saturation = chroma / torch.where(grey, torch.ones_like(value), value)
-    red_c, green_c, blue_c = ((value - channel) / safe_chroma for channel in (red, green, blue))
+    safe_chroma = torch.where(chroma == 0, torch.ones_like(chroma), chroma)
     red_max = value == red
     green_max = (value == green) & ~red_max
-    blue_max = ~red_max & ~green_max
-    sixths = red_max * (blue_c - green_c) + green_max * (2.0 + red_c - blue_c) + blue_max * (4.0 + green_c - red_c)
-    hue = torch.remainder(sixths / 6.0 + shift.view(-1, 1, 1), 1.0)
-    sector_float = torch.floor(hue * 6.0)
-    fraction = hue * 6.0 - sector_float
-    sector = sector_float.long() % 6
-    p = value * (1 - saturation)
-    q = value * (1 - saturation * fraction)
-    t = value * (1 - saturation * (1 - fraction))
-    # Channel sources per sector 0..5: (V,T,P) (Q,V,P) (P,V,T) (P,Q,V) (T,P,V) (V,P,Q).
-    candidates = torch.stack([value, q, p, t], dim=1)  # [B, 4, H, W]
-    pick = torch.tensor(
-        [[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]], device=x.device
-    )[sector]  # [B, H, W, 3]
-    return candidates.gather(1, pick.permute(0, 3, 1, 2))
+    sixths = torch.where(
+        red_max,
+        (green - blue) / safe_chroma,
+        torch.where(green_max, 2.0 + (blue - red) / safe_chroma, 4.0 + (red - green) / safe_chroma),
+    )
+    sixths = sixths + 6.0 * shift.view(-1, 1, 1)
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(sixths + n, 6.0)
+        channels.append(value - chroma * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
+    return torch.stack(channels, dim=1)
 
 
 def _gray_mixing(weight: torch.Tensor) -> torch.Tensor:
