@@ -1,0 +1,95 @@
+"""``dgsamp leaderboard DIR [DIR ...]``: model selection, accuracy beside energy, plots.
+
+Reads every run under the directories (dgsamp and DomainBed run folders, mixed), or a
+W&B project with ``--wandb_project``, applies one of DomainBed's selection rules and
+prints one table per dataset/backbone (see docs/leaderboard.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dgsamp.errors import UserError
+from dgsamp.selection import RULES
+from dgsamp.table_format import FORMATTERS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="*", metavar="DIR",
+                        help="run directories or folders of runs (searched recursively)")
+    parser.add_argument("--selection", choices=list(RULES), default="training_domain",
+                        help="model selection rule (DomainBed's): training-domain validation "
+                             "(default), leave-one-domain-out, test-domain oracle")
+    parser.add_argument("--format", choices=list(FORMATTERS), default="markdown",
+                        help="output format (default: markdown)")
+    parser.add_argument("--output", default=None, metavar="FILE",
+                        help="write the table to FILE (atomically) instead of stdout")
+    parser.add_argument("--plot", default=None, metavar="DIR",
+                        help="also write PNG figures to DIR: accuracy vs energy per dataset, "
+                             "and one per selected run")
+    parser.add_argument("--wandb_project", default=None, metavar="P",
+                        help="read runs from W&B project P (entity/project) instead of DIRs")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="tables of selected accuracy, energy and FLOPs over many runs",
+        description=__doc__.splitlines()[0],
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dgsamp.atomic import atomic_write_text
+    from dgsamp.leaderboard import build_leaderboard, selected_runs
+    from dgsamp.runs import load_runs, load_wandb_runs
+    from dgsamp.selection import get_rule
+    from dgsamp.table_format import render
+
+    if args.wandb_project and args.dirs:
+        raise UserError("give either run directories or --wandb_project, not both")
+    if args.wandb_project:
+        run_set = load_wandb_runs(args.wandb_project)
+    elif args.dirs:
+        run_set = load_runs(args.dirs)
+    else:
+        raise UserError("no run directories given; usage: dgsamp leaderboard DIR [DIR ...]")
+    for warning in run_set.warnings:
+        print(f"dgsamp: warning: {warning}", file=sys.stderr)
+    leaderboard = build_leaderboard(run_set, get_rule(args.selection))
+    text = render(leaderboard, args.format)
+    if args.output:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as error:
+            raise UserError(f"cannot write {args.output}: {error.strerror}") from error
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        from dgsamp.plots import write_plots
+
+        try:
+            written = write_plots(leaderboard, selected_runs(leaderboard), args.plot)
+        except OSError as error:
+            raise UserError(f"cannot write plots to {args.plot}: {error.strerror}") from error
+        print(f"dgsamp: wrote {len(written)} figures to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for ``python -m dgsamp.commands.leaderboard`` (same as the subcommand)."""
+    parser = argparse.ArgumentParser(prog="dgsamp leaderboard", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"dgsamp: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
