@@ -101,6 +101,13 @@ class DANN(Algorithm):
             hp, hp["lr_g"], hp["weight_decay_g"], betas,
         )
 
+    @property
+    def flops_cycle(self) -> int:
+        """Steps after which the op pattern repeats (k discriminator steps + 1 generator step)."""
+        if self.hparams["dann_mode"] == "alternating":
+            return 1 + self.hparams["d_steps_per_g_step"]
+        return 1
+
     # --- what CDANN overrides -------------------------------------------------------
     def discriminator_input(self, z: Tensor, y: Tensor) -> Tensor:
         """u [N, D] fed to h; DANN ignores the class labels ``y`` [N]."""

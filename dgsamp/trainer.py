@@ -108,9 +108,11 @@ class Trainer:
             backbone.resolution, data_device, config.num_workers or 1,
         )
         self.num_domains = len(self.data.train)
-        self.algorithm = create_algorithm(
-            config.algorithm, backbone.featurizer, dataset.num_classes, self.num_domains, dict(config.hparams)
-        ).to(self.device)
+        with self.device:  # parameters and optimizers are born on the device (fused Adam on CUDA)
+            self.algorithm = create_algorithm(
+                config.algorithm, backbone.featurizer.to(self.device), dataset.num_classes,
+                self.num_domains, dict(config.hparams),
+            )
         self.channels_last = self.device.type == "cuda" and dataset.IS_IMAGE
         if self.channels_last:
             self.algorithm.to(memory_format=torch.channels_last)
@@ -128,7 +130,11 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         batch_generator = torch.Generator().manual_seed(seed_hash(config.seed, "batches"))
         self.train_batches = [DomainBatches(d, batch_size, batch_generator) for d in self.data.train]
-        self.unlabeled_batches = [DomainBatches(d, batch_size, batch_generator) for d in self.data.unlabeled]
+        # Algorithms that ignore target data (ADAPTS_TO_UNLABELED unset) are not fed any.
+        adapts = getattr(self.algorithm, "ADAPTS_TO_UNLABELED", False)
+        self.unlabeled_batches = [
+            DomainBatches(d, batch_size, batch_generator) for d in self.data.unlabeled if adapts
+        ]
         self.generators = {
             "batches": batch_generator,
             "augment": torch.Generator(data_device).manual_seed(seed_hash(config.seed, "augment")),
@@ -140,7 +146,10 @@ class Trainer:
             config.gradsamp_allow_consecutive, config.seed,
         )
         trainable = [p for p in self.algorithm.parameters() if p.requires_grad]
-        self.sampler = GradSampler(trainable, config.gradsamp_dist, config.gradsamp_scale)
+        self.sampler = (
+            GradSampler(trainable, config.gradsamp_dist, config.gradsamp_scale)
+            if config.gradsamp != "off" else None
+        )
         self.ssprop_schedule = SSPropSchedule(
             config.ssprop, config.ssprop_keep, config.ssprop_keep_min, config.ssprop_warmup,
             config.ssprop_interleave, config.epochs,
@@ -198,10 +207,12 @@ class Trainer:
             if kind == "backprop":
                 losses, flops = self.train_epoch(progress)
             else:
+                assert self.sampler is not None
                 self.sampler.step(self.generators["gradsamp"])
                 self.step += self.steps_per_epoch  # the LR schedule advances as if the epoch ran
                 losses, flops = {}, 0
-        self.sampler.record()
+        if self.sampler is not None:
+            self.sampler.record()
         with self.meter.phase("eval") as eval_reading:
             accuracies = evaluate(self.algorithm, self.data.eval_splits, self.eval_transform,
                                   self.config.eval_batch_size, self.autocast)
@@ -325,7 +336,7 @@ class Trainer:
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "train_batches": [b.state_dict() for b in self.train_batches],
             "unlabeled_batches": [b.state_dict() for b in self.unlabeled_batches],
-            "gradsamp": self.sampler.state_dict(),
+            "gradsamp": None if self.sampler is None else self.sampler.state_dict(),
         }
 
     def resume(self) -> None:
@@ -349,7 +360,8 @@ class Trainer:
             batches.load_state_dict(batches_state)
         for batches, batches_state in zip(self.unlabeled_batches, state["unlabeled_batches"]):
             batches.load_state_dict(batches_state)
-        self.sampler.load_state_dict(state["gradsamp"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["gradsamp"])
         self.epoch, self.step, self.records = state["epoch"], state["step"], state["records"]
         atomic_write_jsonl(self.run_dir / "results.jsonl", self.records)
         print(f"resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import timm
 import torch
 from PIL import Image
@@ -17,7 +18,7 @@ TUSKER, INDIAN_ELEPHANT, AFRICAN_ELEPHANT = 101, 385, 386
 
 def imagenet_top5(model, path) -> list[int]:
     image = Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
-    x = torch.from_numpy(__import__("numpy").asarray(image)).permute(2, 0, 1).float() / 255
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
     x = (x - 0.5) / 0.5
     with torch.no_grad():
         return model(x[None]).topk(5).indices[0].tolist()

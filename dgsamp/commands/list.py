@@ -11,6 +11,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("list", help="list registered algorithms, datasets or backbones")
     parser.add_argument("what", nargs="?", choices=("algorithms", "datasets", "backbones"), default=None)
     parser.add_argument("--filter", default="*", help="backbones: a timm wildcard, e.g. '*resnet*'")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="import a file that registers more entries first (repeatable)")
     parser.set_defaults(func=run)
 
 
