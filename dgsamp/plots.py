@@ -20,6 +20,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from dgsamp.leaderboard import Leaderboard, Row, Table
 from dgsamp.runs import Run
@@ -119,6 +120,7 @@ def plot_run(run: Run, path: Path) -> Path:
     ax.plot(xs, [ood_accuracy(run, r) for r in records], marker="o", color="tab:blue",
             label="OOD accuracy")
     ax.set_xlabel("epoch" if by_epoch else "step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("OOD accuracy (%)")
     handles, labels = ax.get_legend_handles_labels()
     if any(r.get("epoch_kind") == "gradsamp" for r in records):
