@@ -1,0 +1,1 @@
+"""Subcommands of the ``dgsamp`` CLI: each module exposes ``register(subparsers)``."""
