@@ -161,8 +161,8 @@ def test_invalid_sweep_files_raise_one_line_user_errors(tmp_path, body, message)
 
 def test_overrides_become_constant_parameters_and_change_the_jobs(tmp_path):
     path = write_sweep(tmp_path, GRID)
-    assert parse_overrides(["epochs=3", "data_dir=/data/x", "lr=1.0e-4"]) == {
-        "epochs": 3, "data_dir": "/data/x", "lr": 1e-4}
+    assert parse_overrides(["epochs=3", "data_dir=/data/x", "lr=1e-4", "gradsamp=off", "x="]) == {
+        "epochs": 3, "data_dir": "/data/x", "lr": 1e-4, "gradsamp": "off", "x": ""}
     with pytest.raises(UserError, match="NAME=VALUE"):
         parse_overrides(["epochs"])
     plain = plan_sweep(path, tmp_path / "out")

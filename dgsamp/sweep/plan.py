@@ -8,12 +8,11 @@ is ``output_dir/<job id>`` and its command adds, outside the hashed argv, the
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from dgsamp.errors import UserError
 from dgsamp.sweep.config import SweepConfig, load_sweep_config
@@ -55,13 +54,20 @@ class SweepPlan:
 
 
 def parse_overrides(assignments: list[str] | None) -> dict[str, Any]:
-    """``["data_dir=/data/pacs", "epochs=3"]`` -> ``{"data_dir": "/data/pacs", "epochs": 3}``."""
+    """``["data_dir=/data/pacs", "epochs=3"]`` -> ``{"data_dir": "/data/pacs", "epochs": 3}``.
+
+    A value is read as JSON when it is JSON (numbers, true/false, lists), else kept as text:
+    ``gradsamp=off`` stays the string "off" (YAML would have made it False).
+    """
     overrides: dict[str, Any] = {}
     for assignment in assignments or []:
         name, sep, text = assignment.partition("=")
         if not sep or not name:
             raise UserError(f"--set expects NAME=VALUE, got {assignment!r}")
-        overrides[name] = yaml.safe_load(text) if text else ""
+        try:
+            overrides[name] = json.loads(text)
+        except ValueError:
+            overrides[name] = text
     return overrides
 
 
