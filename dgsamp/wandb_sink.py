@@ -114,7 +114,7 @@ class WandbSink:
         run = wandb.init(
             mode=self.mode, project=project, entity=entity, group=group, tags=list(tags) or None,
             config=full_config, dir=str(self.run_dir), id=run_id, resume="allow",
-            name=self.run_dir.name, reinit="create_new", allow_val_change=True,
+            name=self.run_dir.name, allow_val_change=True,
             settings=wandb.Settings(silent=True, console="off"),
         )
         atomic_write_text(self.wandb_dir / RUN_ID_FILE, run.id + "\n")
