@@ -135,7 +135,7 @@ class WandbSink:
         if not self.active:
             return
         with self._guard("could not log an epoch to W&B"):
-            self.run.log(history_row(record), step=int(record["epoch"]))
+            self.run.log(history_row(record), step=int(record["epoch"]), commit=True)
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write ``summary`` into the run summary and close the run (uploads, online)."""
