@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from dgsamp.sweep.jobs import read_launches
+from dgsamp.sweep.jobs import read_launches, write_job_record
+from dgsamp.sweep.launchers import run_locally
 from dgsamp.sweep.plan import parse_overrides, plan_sweep
 
 pytestmark = pytest.mark.slow
@@ -135,6 +136,18 @@ def test_two_workers_on_one_sweep_directory_never_run_the_same_job(tmp_path):
         assert len(read_launches(job_dir)) == 1, job_dir
     finished = sum(int(text.split("finished ")[1].split(",")[0]) for text in outputs)
     assert finished == 2
+
+
+def test_local_launcher_gives_each_concurrent_job_its_own_gpu(tmp_path):
+    """GPU ids are only handed out here (no GPU exists): each job gets its own CUDA_VISIBLE_DEVICES."""
+    out = tmp_path / "sweep"
+    plan = plan_sweep(PACS_MINI, out, overrides=parse_overrides([*TINY, "test_envs=0"]))
+    planned = [plan.planned(job) for job in plan.jobs]
+    for job, ready in zip(plan.jobs, planned):
+        write_job_record(ready.job_dir, job.argv, str(PACS_MINI))
+    report = run_locally(planned, max_parallel=4, gpus=["3", "5"])
+    assert sorted(report.finished) == sorted(p.job_dir.name for p in planned) and not report.failed
+    assert sorted(read_launches(p.job_dir)[0]["gpu"] for p in planned) == ["3", "5"]
 
 
 def test_submitit_local_executor_runs_a_two_job_sweep(tmp_path):

@@ -3,7 +3,7 @@
     <sweep output_dir>/<job id>/     job id = first 20 hex digits of sha256(json(argv))
         job.json      {"argv": [...]} the ``dgsamp train`` flags (written atomically)
         .lock         flock()ed by the worker running the job, for the job's whole life
-        launches.jsonl  one line per start: time, host, launcher, pid
+        launches.jsonl  one line per start: time, host, launcher, pid, gpu
         out.txt, err.txt, results.jsonl, checkpoint.pt, ...   the run itself
         done          written by ``dgsamp train`` when the run finished
 
@@ -119,11 +119,11 @@ def read_job_argv(job_dir: Path) -> list[str] | None:
     return None
 
 
-def log_launch(job_dir: Path, launcher: str, pid: int) -> None:
+def log_launch(job_dir: Path, launcher: str, pid: int, gpu: str | None = None) -> None:
     """Append one line (a single small O_APPEND write) to the job's launch history."""
     line = json.dumps(
         {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
-         "launcher": launcher, "pid": pid}
+         "launcher": launcher, "pid": pid, "gpu": gpu}
     ) + "\n"
     fd = os.open(Path(job_dir) / LAUNCH_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

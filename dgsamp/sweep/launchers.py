@@ -87,7 +87,7 @@ def start_train_process(
             train_command(job.argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             env=env, pass_fds=(lock.fd,), start_new_session=True,
         )
-    log_launch(job.job_dir, launcher, process.pid)
+    log_launch(job.job_dir, launcher, process.pid, gpu)
     return process
 
 
