@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -64,7 +66,12 @@ class RunConfig:
         if args["backbone"] is None:
             args["backbone"] = dataset_class.DEFAULT_BACKBONE
         args["test_envs"] = sorted(set(args["test_envs"]))
-        return cls(MappingProxyType(args), MappingProxyType(hparams))
+        if args.get("wandb") is None:
+            args["wandb"] = "online" if os.environ.get("WANDB_SWEEP_ID") else "disabled"
+        config = cls(MappingProxyType(args), MappingProxyType(hparams))
+        if args.get("output_dir") is None:
+            args["output_dir"] = str(Path("runs") / config.job_id)
+        return config
 
 
 def _parse_hparams_json(text: str | None) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--steps_per_epoch", type=int, default=None,
                      help="default: one pass over the largest training domain's in-split")
     run.add_argument("--holdout_fraction", type=float, default=0.2, help="out-split fraction per domain")
-    run.add_argument("--output_dir", default="runs/latest", help="run directory (results.jsonl, checkpoint, done)")
+    run.add_argument("--output_dir", default=None,
+                     help="run directory (results.jsonl, checkpoint, done); default: runs/<job id>, "
+                     "a hash of the arguments, so every distinct run gets its own")
     run.add_argument("--no_resume", action="store_true",
                      help="start over: an existing run directory is moved aside, never deleted")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
@@ -86,7 +88,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tracking = parser.add_argument_group("energy and tracking")
     tracking.add_argument("--energy", choices=ENERGY_SOURCES, default="auto",
                           help="energy meter; auto picks the best available, none skips metering")
-    tracking.add_argument("--wandb", choices=WANDB_MODES, default="disabled", help="Weights & Biases mode")
+    tracking.add_argument("--wandb", choices=WANDB_MODES, default=None,
+                          help="Weights & Biases mode; default: online under `wandb agent` "
+                          "(WANDB_SWEEP_ID set), else disabled")
     tracking.add_argument("--wandb_project", default="dgsamp")
     tracking.add_argument("--wandb_entity", default=None)
     tracking.add_argument("--wandb_group", default=None, help="a sweep's runs share a group")
