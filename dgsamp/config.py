@@ -23,6 +23,7 @@ from typing import Any
 from dgsamp.errors import UserError
 from dgsamp.hparams import resolve_hparams
 from dgsamp.registry import ALGORITHMS, DATASETS
+from dgsamp.seeding import seed_hash
 
 NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
@@ -66,6 +67,10 @@ class RunConfig:
         if args["backbone"] is None:
             args["backbone"] = dataset_class.DEFAULT_BACKBONE
         args["test_envs"] = sorted(set(args["test_envs"]))
+        if args.get("seed") is None:
+            args["seed"] = seed_hash(
+                args["dataset"], args["algorithm"], args["test_envs"], args["hparams_seed"], args["trial_seed"]
+            )
         if args.get("wandb") is None:
             args["wandb"] = "online" if os.environ.get("WANDB_SWEEP_ID") else "disabled"
         config = cls(MappingProxyType(args), MappingProxyType(hparams))

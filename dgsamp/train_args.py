@@ -33,7 +33,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--hparams", default=None, help='JSON dict of hparam overrides, e.g. \'{"lr": 1e-4}\'')
     run.add_argument("--hparams_seed", type=int, default=0, help="0: defaults; other: a seeded random draw")
     run.add_argument("--trial_seed", type=int, default=0, help="seeds the in/out split (DomainBed)")
-    run.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches and augmentation")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seeds initialisation, batches and augmentation; default: a hash of dataset, "
+                     "algorithm, test_envs, hparams_seed and trial_seed (as DomainBed's sweeps set it)")
     run.add_argument("--epochs", type=int, default=5, help="training epochs")
     run.add_argument("--steps_per_epoch", type=int, default=None,
                      help="default: one pass over the largest training domain's in-split")
