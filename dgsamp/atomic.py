@@ -46,6 +46,20 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files that a process killed mid-write left in ``directory``.
+
+    Only names ``atomic_write`` creates (``.NAME.XXXX.tmp``) are touched; call it only when
+    no other process writes to ``directory`` (a run directory, on resume).
+    """
+    removed = []
+    for temp in Path(directory).glob(".*.tmp"):
+        if temp.is_file():
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
 def _fsync_directory(directory: Path) -> None:
     try:
         descriptor = os.open(directory, os.O_RDONLY)

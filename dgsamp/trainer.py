@@ -29,11 +29,22 @@ import numpy as np
 import torch
 
 from dgsamp import __version__
-from dgsamp.atomic import atomic_write_json, atomic_write_jsonl
+from dgsamp.atomic import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_jsonl,
+    remove_stale_temp_files,
+)
 from dgsamp.augment import make_batch_transform
 from dgsamp.backbones import create_backbone
-from dgsamp.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
+from dgsamp.checkpoint import (
+    global_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_global_rng_state,
+)
 from dgsamp.config import RunConfig
+from dgsamp.crashpoints import pause_here
 from dgsamp.energy import EnergyMeter
 from dgsamp.errors import UserError
 from dgsamp.evaluation import evaluate
@@ -74,7 +85,11 @@ def prepare_run_dir(config: RunConfig) -> Path:
     """Create the run directory; with ``--no_resume`` move an old one aside (never delete)."""
     run_dir = Path(config.output_dir)
     if config.no_resume and run_dir.exists() and any(run_dir.iterdir()):
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+        counter = 1
+        while aside.exists():  # never move into (or over) an earlier aside
+            aside, counter = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{counter}"), counter + 1
         shutil.move(str(run_dir), aside)
         print(f"moved the previous run aside to {aside}")
     try:
@@ -190,8 +205,8 @@ class Trainer:
             progress.close()
             self.meter.close()
         summary = self.summary()
-        torch.save({"state_dict": self.algorithm.state_dict(), **self.config.to_dict()},
-                   self.run_dir / "model.pt")
+        model = {"state_dict": self.algorithm.state_dict(), **self.config.to_dict()}
+        atomic_write(self.run_dir / "model.pt", lambda handle: torch.save(model, handle))
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.wandb.finish(summary)
         (self.run_dir / "done").touch()
@@ -211,9 +226,11 @@ class Trainer:
                 self.sampler.step(self.generators["gradsamp"])
                 self.step += self.steps_per_epoch  # the LR schedule advances as if the epoch ran
                 losses, flops = {}, 0
+        self.check_finite(epoch, losses)
         if self.sampler is not None:
             self.sampler.record()
         with self.meter.phase("eval") as eval_reading:
+            pause_here("eval", epoch, self.run_dir)
             accuracies = evaluate(self.algorithm, self.data.eval_splits, self.eval_transform,
                                   self.config.eval_batch_size, self.autocast)
         return self.make_record(epoch, kind, keep, losses, flops, accuracies, train_reading,
@@ -236,13 +253,21 @@ class Trainer:
                 sums[name] = sums[name] + value.detach().float() if name in sums else value.detach().float()
             self.step += 1
             progress.step()
+            if index == 0:
+                pause_here("train", self.epoch + 1, self.run_dir)
         counted_steps = min(cycle, self.steps_per_epoch)
         flops = round(counted_flops * self.steps_per_epoch / counted_steps)
         means = {name: float(total) / self.steps_per_epoch for name, total in sums.items()}
-        bad = [name for name, value in means.items() if not math.isfinite(value)]
-        if bad:
-            self.record_failure(f"non-finite training loss '{bad[0]}' in epoch {self.epoch + 1}")
         return means, flops
+
+    def check_finite(self, epoch: int, losses: dict[str, float]) -> None:
+        """Stop the run if a mean loss or any parameter is NaN/inf (one host sync per epoch)."""
+        bad = [name for name, value in losses.items() if not math.isfinite(value)]
+        if bad:
+            self.record_failure(f"non-finite training loss '{bad[0]}' in epoch {epoch}")
+        parameters = [p.detach() for p in self.algorithm.parameters()]
+        if parameters and not bool(torch.stack([p.isfinite().all() for p in parameters]).all()):
+            self.record_failure(f"non-finite parameters after epoch {epoch}")
 
     def update_once(self) -> dict[str, torch.Tensor]:
         minibatches = []
@@ -341,6 +366,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from the last complete epoch if this run directory holds a checkpoint."""
+        remove_stale_temp_files(self.run_dir)  # half-written files of a killed process
         state = load_checkpoint(self.run_dir)
         if state is None:
             return
@@ -351,8 +377,11 @@ class Trainer:
             )
         self.algorithm.load_state_dict(state["algorithm"])
         optimizers = self.algorithm.optimizers()
+        if len(optimizers) != len(state["optimizers"]):
+            raise RuntimeError(f"checkpoint has {len(state['optimizers'])} optimizer states, the algorithm "
+                               f"{len(optimizers)}")
         for optimizer, optimizer_state in zip(optimizers, state["optimizers"]):
-            optimizer.load_state_dict(optimizer_state)
+            optimizer.load_state_dict(optimizer_state)  # param groups too: initial_lr and lr
         set_global_rng_state(state["rng"])
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name])

@@ -65,7 +65,7 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         raise UserError(f"sweep file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from None
     return validate_sweep_config(raw, path)
 
