@@ -26,9 +26,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def load_plugins(argv: Sequence[str]) -> None:
-    pre = argparse.ArgumentParser(add_help=False)
+    """Import every ``--plugin FILE`` before the full parser is built (a malformed ``--plugin``
+    is left for the full parser to report)."""
+    pre = ArgumentParser(add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
-    known, _ = pre.parse_known_args(list(argv))
+    try:
+        known, _ = pre.parse_known_args(list(argv))
+    except UserError:
+        return
     for path in known.plugin:
         load_plugin_file(path)
 
@@ -61,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"dgsamp: error: {error}", file=sys.stderr)
+        one_line = " ".join(str(error).split("\n"))
+        print(f"dgsamp: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dgsamp: interrupted; the last complete epoch is checkpointed", file=sys.stderr)

@@ -209,6 +209,7 @@ class Trainer:
         atomic_write(self.run_dir / "model.pt", lambda handle: torch.save(model, handle))
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.wandb.finish(summary)
+        (self.run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's failure
         (self.run_dir / "done").touch()
         return summary
 

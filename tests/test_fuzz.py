@@ -12,7 +12,6 @@ import contextlib
 import io
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -99,12 +98,6 @@ MAIN_TOKENS = st.one_of(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py (lead): `dgsamp --plugin` with no value makes load_plugins' plain argparse "
-    "pre-parser print 2 lines of usage; and UserErrors that quote an input holding a newline print "
-    "2 lines. Remove this mark once main() prints one line for both (issue 7 report).",
-)
 def test_main_never_tracebacks_outside_training(tmp_path, monkeypatch):
     """``dgsamp ARGV`` for every subcommand except ``train`` and ``leaderboard`` (which can reach
     the W&B API); the sweep files named do not exist in the empty working directory."""
@@ -217,13 +210,6 @@ def test_fuzz_strategies_reach_valid_inputs():
     assert {"method", "parameters", "command"} <= TOP_LEVEL_KEYS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dgsamp/sweep/expand.py: random-search specs with bad numbers (min 'a', int min > max, "
-    "sigma < 0, beta a <= 0, q 0, exp overflow, negative or text probabilities) raise ValueError, "
-    "TypeError, ZeroDivisionError or OverflowError, not a UserError. Remove this mark once "
-    "sample() turns them into one-line UserErrors (issue 7 report).",
-)
 def test_sweep_expansion_never_tracebacks(tmp_path):
     path = tmp_path / "sweep.yaml"
     command = ["${env}", "${program}", "train", "${args}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dgsamp.config import RunConfig
 from dgsamp.train_args import add_train_arguments, hparam_flag_names
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from dgsamp.trainer import Trainer
 
     config = config_from_args(args)
+    done = Path(config.output_dir) / "done"
+    if done.exists() and not config.no_resume:
+        print(f"already done: {config.output_dir} (pass --no_resume to train it again)")
+        return 0
     summary = Trainer(config).run()
     print(
         f"done: final ood_acc {summary['final_ood_acc']:.4f}, selected (training-domain validation) "

@@ -92,7 +92,15 @@ def random_points(parameters: dict[str, dict], count: int, seed: int) -> list[di
     if count < 1:
         raise UserError(f"--count must be at least 1, got {count}")
     rng = np.random.default_rng(seed)
-    return [{name: sample(name, spec, rng) for name, spec in parameters.items()} for _ in range(count)]
+    return [{name: checked_sample(name, spec, rng) for name, spec in parameters.items()} for _ in range(count)]
+
+
+def checked_sample(name: str, spec: dict[str, Any], rng: np.random.Generator) -> Any:
+    """``sample`` with numeric mistakes in the spec (min > max, sigma < 0, ...) as UserErrors."""
+    try:
+        return sample(name, spec, rng)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as error:
+        raise UserError(f"parameter '{name}': cannot draw from {spec}: {error}") from None
 
 
 def sample(name: str, spec: dict[str, Any], rng: np.random.Generator) -> Any:

@@ -84,7 +84,23 @@ def plan_sweep(
         parameters = dict(config.parameters)
         parameters.update({name: {"value": value} for name, value in overrides.items()})
         config = dataclasses.replace(config, parameters=parameters)
-    return SweepPlan(config, Path(output_dir), expand_sweep(config, count=count, seed=seed))
+    jobs = expand_sweep(config, count=count, seed=seed)
+    check_train_flags(jobs, sweep_file)
+    return SweepPlan(config, Path(output_dir), jobs)
+
+
+def check_train_flags(jobs: list[SweepJob], sweep_file: str | Path) -> None:
+    """Refuse a sweep whose jobs ``dgsamp train`` would reject (an unknown flag, a bad value)."""
+    from dgsamp.cli import build_train_parser, load_plugins
+
+    for job in jobs:  # plugin files named by the jobs register their hparam flags first
+        load_plugins(job.argv)
+    parser = build_train_parser()
+    for job in jobs:
+        try:
+            parser.parse_args(list(job.argv))
+        except UserError as error:
+            raise UserError(f"{sweep_file}: job {' '.join(job.argv)} is rejected by dgsamp train: {error}") from None
 
 
 def set_incomplete_aside(plan: SweepPlan, delete: bool) -> tuple[list[Path], Path | None]:
