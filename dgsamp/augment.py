@@ -14,7 +14,7 @@ whatever device the batch lives on:
      contrast c ~ U[0.7, 1.3]:   M = c I, t = (1 - c) * mean(gray(x));
      saturation s ~ U[0.7, 1.3]: M = s I + (1 - s) 1 w^T, w = (0.2989, 0.587, 0.114);
    and hue h ~ U[-0.3, 0.3] is torchvision's exact HSV hue shift H' = (H + h) mod 1 (S, V kept),
-   computed for the samples whose current step is hue;
+   computed for the whole batch and selected by mask where the sample's current step is hue;
 4. RandomGrayscale(p=0.1): M = 1 w^T;
 5. Normalize(mean, std) -> float32 [B, 3, S, S].
 
@@ -22,6 +22,10 @@ Differences from DomainBed's per-image PIL pipeline: the crop is taken from the 
 resized to S x S (dgsamp decodes each image once, see dgsamp.domain_tensors), the crop's edge
 pixels interpolate with the real neighbouring pixels, and colour maths runs in float rather than
 uint8 (as torchvision does on tensors).
+
+No step synchronises the host with a CUDA device: random draws come from the caller's
+generator on its own device (pass a generator on the batch's device), selections are masks,
+and constant tensors (gray weights, mean, std) are built once per (device, dtype) and cached.
 
 The evaluation transform is ``(x / 255 - mean) / std``. Tensor datasets (MNIST family) use
 :class:`IdentityTransform`.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +48,16 @@ JITTER = 0.3  # brightness, contrast, saturation and hue strength
 GRAYSCALE_P = 0.1
 FLIP_P = 0.5
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+
+
+@lru_cache(maxsize=64)
+def constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``torch.tensor(values)`` on ``device``, built once per (values, device, dtype).
+
+    Steady-state calls return the cached tensor, so no host-to-device copy (a CUDA sync) runs.
+    Callers must not modify it in place.
+    """
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def _uniform(shape: Sequence[int], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -118,8 +133,8 @@ def hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 def _gray_mixing(weight: torch.Tensor) -> torch.Tensor:
     """[B] weights s -> [B, 3, 3] matrices s I + (1 - s) 1 w^T (s = 0: grayscale)."""
-    w = torch.tensor(GRAY_WEIGHTS, device=weight.device)
-    eye = torch.eye(3, device=weight.device)
+    w = constant(GRAY_WEIGHTS, weight.device, weight.dtype)
+    eye = torch.eye(3, device=weight.device, dtype=weight.dtype)
     s = weight.view(-1, 1, 1)
     return s * eye + (1 - s) * w.view(1, 1, 3).expand(1, 3, 3)
 
@@ -138,8 +153,8 @@ def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 
     saturation = _uniform((batch_size,), 1 - strength, 1 + strength, generator, device)
     hue = _uniform((batch_size,), -strength, strength, generator, device)
     order = torch.argsort(torch.rand(batch_size, 4, generator=generator, device=generator.device), dim=1).to(device)
-    eye = torch.eye(3, device=device).expand(batch_size, 3, 3)
-    gray_weights = torch.tensor(GRAY_WEIGHTS, device=device).view(1, 3, 1, 1)
+    eye = torch.eye(3, device=device, dtype=x.dtype).expand(batch_size, 3, 3)
+    gray_weights = constant(GRAY_WEIGHTS, device, x.dtype).view(1, 3, 1, 1)
     candidates = torch.stack([
         brightness.view(-1, 1, 1) * eye,
         contrast.view(-1, 1, 1) * eye,
@@ -152,9 +167,9 @@ def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 
         mean_gray = (x * gray_weights).sum(dim=1).mean(dim=(1, 2))
         offset = torch.where(op == CONTRAST, (1 - contrast) * mean_gray, torch.zeros_like(mean_gray))
         x = apply_color_matrices(x, candidates[rows, op], offset)
-        hue_rows = torch.nonzero(op == HUE).flatten()
-        if len(hue_rows):
-            x = x.index_copy(0, hue_rows, hue_shift(x[hue_rows], hue[hue_rows]))
+        # hue_shift is per sample, so shifting all and selecting by mask equals shifting the
+        # selected rows only, without a data-dependent shape (no host sync on CUDA).
+        x = torch.where((op == HUE).view(-1, 1, 1, 1), hue_shift(x, hue), x)
     return x
 
 
@@ -187,8 +202,8 @@ class BatchTransform:
         self.memory_format = memory_format
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean = constant(self.mean, x.device, x.dtype).view(1, -1, 1, 1)
+        std = constant(self.std, x.device, x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

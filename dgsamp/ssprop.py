@@ -35,6 +35,7 @@ from timm.layers import Conv2dSame
 from timm.layers.padding import pad_same
 from torch import nn
 
+from dgsamp.errors import UserError
 from dgsamp.ssprop_function import kept_count, sparse_conv2d
 
 __all__ = [
@@ -141,6 +142,7 @@ def enable_ssprop(model: nn.Module) -> SSPropController:
     subclass whose forward is the same; other Conv2d subclasses with a forward of their own
     (e.g. weight-standardised convs) are left dense and listed in ``unsupported``.
     Calling it again on the same model returns a controller for the same modules.
+    Raises ``UserError`` when the model has no convolution ssProp can sparsify.
     """
     conversions = _CONVERSIONS
     sparse_classes = set(conversions.values())
@@ -155,6 +157,12 @@ def enable_ssprop(model: nn.Module) -> SSPropController:
             converted.append((name, module))
         elif isinstance(module, nn.Conv2d):
             unsupported.append(name)
+    if not converted:
+        found = ", ".join(f"{name or '<model>'} ({type(model.get_submodule(name)).__name__})" for name in unsupported)
+        raise UserError(
+            f"--ssprop needs convolutions: {type(model).__name__} has no nn.Conv2d that ssProp can "
+            f"sparsify; unsupported: {found or 'none (no convolution at all)'}; use --ssprop off"
+        )
     controller = SSPropController(modules=converted, unsupported=unsupported)
     controller.set_keep(1.0)
     return controller

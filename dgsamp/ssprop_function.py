@@ -2,6 +2,9 @@
 
 See ``dgsamp.ssprop`` for the rule. Shapes: x (N, C_in, H, W), weight (C_out, C_in/g, kh, kw),
 bias (C_out,) or None, grad_out (N, C_out, H', W').
+
+The backward keeps x's memory format (contiguous or channels_last), so a channels_last model
+stays channels_last end to end instead of paying layout conversions in every convolution.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class _SparseConv2dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv_args
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_out = grad_out.contiguous()
+        layout = _memory_format(x)
+        grad_out = grad_out.contiguous(memory_format=layout)
         c_out = weight.shape[0]
         scores = grad_out.abs().mean(dim=(0, 2, 3))  # (C_out,)
 
@@ -52,11 +56,14 @@ class _SparseConv2dFunction(torch.autograd.Function):
             in_idx = _expand_groups(kept_groups, in_per_group)
             sub_groups = k_groups
 
-        x_kept = x if in_idx is None else x.index_select(1, in_idx)
+        # index_select returns contiguous tensors: restore the layout the kernels expect.
+        weight_layout = _memory_format(weight)
+        x_kept = x if in_idx is None else x.index_select(1, in_idx).contiguous(memory_format=layout)
+        grad_out_kept = grad_out.index_select(1, out_idx).contiguous(memory_format=layout)
         grad_x_kept, grad_w_kept, _ = torch.ops.aten.convolution_backward(
-            grad_out.index_select(1, out_idx),
+            grad_out_kept,
             x_kept,
-            weight.index_select(0, out_idx),
+            weight.index_select(0, out_idx).contiguous(memory_format=weight_layout),
             None,
             list(stride),
             list(padding),
@@ -72,13 +79,21 @@ class _SparseConv2dFunction(torch.autograd.Function):
             if in_idx is None:
                 grad_x = grad_x_kept
             else:
-                grad_x = x.new_zeros(x.shape).index_copy_(1, in_idx, grad_x_kept)
+                grad_x = torch.zeros_like(x, memory_format=layout).index_copy_(1, in_idx, grad_x_kept)
         if need_w:
-            grad_w = torch.zeros_like(weight).index_copy_(0, out_idx, grad_w_kept)
+            grad_w = torch.zeros_like(weight, memory_format=weight_layout)
+            grad_w.index_copy_(0, out_idx, grad_w_kept)
         if need_b and ctx.has_bias:
-            kept_bias_grad = grad_out.index_select(1, out_idx).sum(dim=(0, 2, 3))
+            kept_bias_grad = grad_out_kept.sum(dim=(0, 2, 3))
             grad_b = grad_out.new_zeros(c_out).index_copy_(0, out_idx, kept_bias_grad)
         return grad_x, grad_w, grad_b, None, None, None, None, None
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last if x is laid out that way (and not also plain contiguous), else contiguous."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def _expand_groups(groups: torch.Tensor, per_group: int) -> torch.Tensor:

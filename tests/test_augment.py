@@ -12,6 +12,7 @@ from dgsamp.augment import (
     BatchTransform,
     IdentityTransform,
     color_jitter,
+    constant,
     crop_flip_theta,
     hue_shift,
     make_batch_transform,
@@ -178,3 +179,33 @@ def test_identity_for_tensor_datasets_and_input_checks():
         image_transform(features, generator(0))
     with pytest.raises(ValueError, match="Generator"):
         image_transform(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_constants_are_built_once_per_device_and_dtype(pacs_batch):
+    """Steady-state calls reuse the cached mean/std/gray tensors (no host-to-device copy)."""
+    transform = BatchTransform(MEAN, STD, augment=True)
+    transform(pacs_batch, generator(0))
+    hits_before = constant.cache_info().hits
+    misses_before = constant.cache_info().misses
+    transform(pacs_batch, generator(1))
+    assert constant.cache_info().misses == misses_before
+    assert constant.cache_info().hits > hits_before
+    cpu = torch.device("cpu")
+    assert constant(MEAN, cpu, torch.float32) is constant(MEAN, cpu, torch.float32)
+    assert constant(MEAN, cpu, torch.float64).dtype == torch.float64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_augmentation_with_cuda_generator_never_synchronises(pacs_batch):
+    """The trainer's call: uint8 batch and generator both on the GPU; any host sync raises."""
+    x = pacs_batch.cuda()
+    transform = BatchTransform(MEAN, STD, augment=True, size=64, memory_format=torch.channels_last)
+    cuda_generator = torch.Generator(device="cuda")
+    transform(x, cuda_generator.manual_seed(0))  # first call fills the constant cache
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        first = transform(x, cuda_generator.manual_seed(0))
+        again = transform(x, cuda_generator.manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert first.device.type == "cuda" and torch.equal(first, again)

@@ -278,3 +278,52 @@ def test_schedule_warmup_and_interleave_follow_the_paper() -> None:
 def test_schedule_validation_raises_user_error(kwargs: dict) -> None:
     with pytest.raises(UserError):
         SSPropSchedule(**kwargs)
+
+
+def test_channels_last_gives_the_same_gradients_as_contiguous() -> None:
+    """A channels_last model and input get the contiguous run's ssProp gradients, and the input
+    gradient keeps the channels_last layout (dense and grouped convs). Eval mode: batch-2
+    BatchNorm on 1x1 maps would amplify float round-off between the two layouts."""
+    torch.manual_seed(6)
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=4).eval()
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    enable_ssprop(model).set_keep(0.3)
+    enable_ssprop(model_cl).set_keep(0.3)
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    x_cl = x.detach().clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out, grads = _grads(model, x)
+    out_cl, grads_cl = _grads(model_cl, x_cl)
+    torch.testing.assert_close(out_cl, out, rtol=1e-4, atol=1e-5)
+    for key, grad in grads.items():
+        torch.testing.assert_close(grads_cl[key], grad, rtol=1e-4, atol=1e-5, msg=key)
+    torch.testing.assert_close(x_cl.grad, x.grad, rtol=1e-4, atol=1e-5)
+    assert x_cl.grad.is_contiguous(memory_format=torch.channels_last)
+    # The gradient each conv's backward hands upstream is channels_last too (a leaf's .grad
+    # would be re-laid out by autograd, so look at a non-leaf input): dense and depthwise paths.
+    for groups in (1, 8):
+        conv = nn.Conv2d(8, 8, 3, padding=1, groups=groups)
+        conv_cl = copy.deepcopy(conv).to(memory_format=torch.channels_last)
+        enable_ssprop(conv).set_keep(0.25)
+        enable_ssprop(conv_cl).set_keep(0.25)
+        y = torch.randn(2, 8, 6, 6)
+        seen: dict[str, torch.Tensor] = {}
+        for label, module, layout in (("plain", conv, torch.contiguous_format), ("cl", conv_cl, torch.channels_last)):
+            leaf = y.contiguous(memory_format=layout).requires_grad_(True)
+            hidden = leaf * 1.0
+            hidden.register_hook(lambda g, label=label, seen=seen: seen.__setitem__(label, g))
+            module(hidden).square().sum().backward()
+        torch.testing.assert_close(seen["cl"], seen["plain"], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(conv_cl.weight.grad, conv.weight.grad, rtol=1e-4, atol=1e-5)
+        assert seen["cl"].is_contiguous(memory_format=torch.channels_last), groups
+
+
+def test_model_without_convertible_convs_is_a_user_error() -> None:
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+    with pytest.raises(UserError, match=r"--ssprop needs convolutions: Sequential has no nn\.Conv2d"):
+        enable_ssprop(mlp)
+    from timm.layers import StdConv2d
+
+    weight_standardised = nn.Sequential(StdConv2d(3, 4, 3), nn.ReLU())
+    with pytest.raises(UserError, match=r"unsupported: 0 \(StdConv2d\)"):
+        enable_ssprop(weight_standardised)
+    assert type(weight_standardised[0]) is StdConv2d  # left untouched
