@@ -2,8 +2,12 @@
 
 Every hyperparameter is an ``HParam``: a default and a ``sample(rng)`` for random search,
 each possibly different for small (MNIST-size) images. ``hparams_seed == 0`` gives the
-defaults; any other seed draws every hparam from its own ``RandomState`` seeded with
-``seed_hash(hparams_seed, name)``, so adding a hyperparameter never changes the others.
+defaults; any other seed draws, exactly as DomainBed's sweeps do, from a base seed
+``base = seed_hash(hparams_seed, trial_seed)`` and then every hparam from its own
+``RandomState(seed_hash(base, name))``, so adding a hyperparameter never changes the others.
+
+Resolved values are checked: every hparam whose name contains ``lr`` must be finite and
+> 0, every one whose name contains ``weight_decay`` must be >= 0.
 
 Common hparams (lr, batch_size, ...) live here; an algorithm declares its own in its
 ``HPARAMS`` class attribute, so a plugin algorithm brings its hparams with it.
@@ -11,6 +15,7 @@ Common hparams (lr, batch_size, ...) live here; an algorithm declares its own in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +42,8 @@ class HParam:
     def type(self) -> type:
         return type(self.default)
 
-    def value(self, hparams_seed: int, name: str, small_images: bool) -> Any:
+    def value(self, hparams_seed: int, name: str, small_images: bool, trial_seed: int = 0) -> Any:
+        """The default (``hparams_seed == 0``) or DomainBed's seeded draw for ``name``."""
         default = self.default
         sample = self.sample
         if small_images:
@@ -45,7 +51,8 @@ class HParam:
             sample = sample if self.small_sample is None else self.small_sample
         if hparams_seed == 0:
             return default
-        draw = sample(np.random.RandomState(seed_hash(hparams_seed, name)))
+        base_seed = seed_hash(hparams_seed, trial_seed)
+        draw = sample(np.random.RandomState(seed_hash(base_seed, name)))
         return type(default)(draw.item() if isinstance(draw, np.generic) else draw)
 
 
@@ -77,10 +84,13 @@ def resolve_hparams(
     small_images: bool,
     hparams_seed: int,
     overrides: dict[str, Any] | None = None,
+    trial_seed: int = 0,
 ) -> dict[str, Any]:
-    """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top."""
+    """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top, checked."""
     specs = hparam_specs(algorithm_class)
-    hparams = {name: spec.value(hparams_seed, name, small_images) for name, spec in specs.items()}
+    hparams = {
+        name: spec.value(hparams_seed, name, small_images, trial_seed) for name, spec in specs.items()
+    }
     for name, value in (overrides or {}).items():
         if name not in specs:
             known = ", ".join(sorted(specs))
@@ -88,7 +98,19 @@ def resolve_hparams(
                 f"unknown hparam '{name}' for algorithm {algorithm_class.__name__}; known: {known}"
             )
         hparams[name] = coerce(name, value, specs[name].type)
+    for name, value in hparams.items():
+        check_range(name, value)
     return hparams
+
+
+def check_range(name: str, value: Any) -> None:
+    """Learning rates (names containing ``lr``) finite and > 0, weight decays >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if "lr" in name and not (math.isfinite(value) and value > 0):
+        raise UserError(f"hparam '{name}' must be finite and > 0 ({name} must be positive), got {value}")
+    if "weight_decay" in name and not value >= 0:
+        raise UserError(f"hparam '{name}' must be >= 0, got {value}")
 
 
 def coerce(name: str, value: Any, kind: type) -> Any:
