@@ -29,7 +29,7 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/dgsamp train --dataset PACSMini --algorithm ERM --test_envs 0 --epochs 3 \
-		--resolution 96 --output_dir $(DEMO_DIR) --no_resume --progress lines
+		--resolution 96 --lr 1e-3 --output_dir $(DEMO_DIR) --no_resume --progress lines
 
 test: install-test
 	$(BIN)/python -m pytest -q tests

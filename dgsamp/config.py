@@ -25,10 +25,13 @@ from dgsamp.hparams import resolve_hparams
 from dgsamp.registry import ALGORITHMS, DATASETS
 from dgsamp.seeding import seed_hash
 
+# Settings that change no number (or only how it is spelled: the raw --hparams JSON and
+# the plugin path are hashed through the resolved hparams and the algorithm name; "auto"
+# and "cuda:0" name the same device, and a resume on another kind of device is refused).
 NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
     "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "command", "func",
-    "energy", "data_cache",
+    "energy", "hparams", "plugin", "device",
 }
 
 
@@ -62,7 +65,9 @@ class RunConfig:
         algorithm_class = ALGORITHMS.get(args["algorithm"])
         _validate(args, len(dataset_class.ENVIRONMENTS))
         overrides = {**_parse_hparams_json(args["hparams"]), **flag_overrides}
-        hparams = resolve_hparams(algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides)
+        hparams = resolve_hparams(
+            algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides, trial_seed=args["trial_seed"]
+        )
         _validate_hparams(hparams)
         if args["backbone"] is None:
             args["backbone"] = dataset_class.DEFAULT_BACKBONE

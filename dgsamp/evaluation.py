@@ -1,4 +1,7 @@
-"""Accuracy of every domain split, with one host synchronisation per split."""
+"""Accuracy of every domain split, with one host synchronisation per split.
+
+Each chunk moves to the model's device before its transform, so normalisation runs there.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def evaluate(
     for name, data in splits.items():
         hits = torch.zeros((), dtype=torch.int64, device=device)
         for start in range(0, len(data), batch_size):
-            x = transform(data.x[start : start + batch_size]).to(device, non_blocking=True)
+            x = transform(data.x[start : start + batch_size].to(device, non_blocking=True))
             y = data.y[start : start + batch_size].to(device, non_blocking=True)
             with autocast:
                 logits = algorithm.predict(x)

@@ -60,8 +60,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     system = parser.add_argument_group("system")
     system.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     system.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 autocast on CUDA")
-    system.add_argument("--data_cache", choices=("cpu", "gpu"), default="cpu",
-                        help="decode every image once into a uint8 tensor kept on the CPU or the GPU")
+    system.add_argument("--data_cache", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="decode every image once into a uint8 tensor kept on the GPU or the CPU; "
+                        "auto: the GPU when training on one")
     system.add_argument("--num_workers", type=int, default=2, help="threads that decode images once")
     system.add_argument("--eval_batch_size", type=int, default=256)
     system.add_argument("--deterministic", action="store_true",

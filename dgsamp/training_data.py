@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from dgsamp.domain_tensors import DomainTensors, materialize
+from dgsamp.errors import UserError
 from dgsamp.splits import Splits, make_splits
 
 
@@ -36,7 +37,7 @@ class DomainBatches:
         needed = self.batch_size
         while needed > 0:
             if self._position >= len(self._order):
-                self._order = torch.randperm(len(self.data), generator=self.generator)
+                self._order = torch.randperm(len(self.data), generator=self.generator, device=self.generator.device)
                 self._position = 0
             take = self._order[self._position : self._position + needed]
             self._position += len(take)
@@ -49,7 +50,7 @@ class DomainBatches:
         return {"order": self._order, "position": self._position}
 
     def load_state_dict(self, state: dict) -> None:
-        self._order = state["order"]
+        self._order = state["order"].to(self.generator.device)
         self._position = state["position"]
 
 
@@ -88,10 +89,16 @@ def load_training_data(
             index = torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(device)
             return DomainTensors(*whole.batch(index))
 
-        eval_splits[f"env{env}_in"] = part(splits.in_indices[env])
-        eval_splits[f"env{env}_out"] = part(splits.out_indices[env])
+        for name, indices in (("in", splits.in_indices[env]), ("out", splits.out_indices[env])):
+            if len(indices) == 0:
+                raise UserError(
+                    f"domain {env} of {type(dataset).__name__} has only {len(whole)} items: its {name} split "
+                    f"is empty with --holdout_fraction {holdout_fraction}"
+                )
+            eval_splits[f"env{env}_{name}"] = part(indices)
         if env in splits.train_envs:
             train.append(eval_splits[f"env{env}_in"])
         if env in splits.unlabeled:
-            unlabeled.append(part(splits.unlabeled[env]))
+            same_as_in = np.array_equal(splits.unlabeled[env], splits.in_indices[env])
+            unlabeled.append(eval_splits[f"env{env}_in"] if same_as_in else part(splits.unlabeled[env]))
     return TrainingData(splits, train, unlabeled, eval_splits, dataset.num_classes)

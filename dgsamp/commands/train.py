@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dgsamp.config import RunConfig
+from dgsamp.errors import UserError
+from dgsamp.run_dir import finished_job_id
 from dgsamp.train_args import add_train_arguments, hparam_flag_names
 
 
@@ -26,8 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from dgsamp.trainer import Trainer
 
     config = config_from_args(args)
-    done = Path(config.output_dir) / "done"
-    if done.exists() and not config.no_resume:
+    finished = finished_job_id(config.output_dir)
+    if finished is not None and not config.no_resume:
+        if finished != config.job_id:
+            raise UserError(
+                f"{config.output_dir} holds a checkpoint of a different run (finished); pick another "
+                "--output_dir or pass --no_resume to move it aside"
+            )
         print(f"already done: {config.output_dir} (pass --no_resume to train it again)")
         return 0
     summary = Trainer(config).run()

@@ -1,0 +1,160 @@
+"""Training throughput (images/s): dgsamp's trainer vs a plain DomainBed-style loop vs the
+model alone, on the same device, model and batch (issue 6).
+
+    python benchmarks/throughput_vs_domainbed.py --data_dir .device/data --backbone resnet50 \
+        --resolution 224 --steps 200 --workers 8
+
+1. ``domainbed``: PIL decoding and torchvision augmentation in DataLoader workers (one loader
+   per domain, random sampling with replacement), fp32, Adam; ERM on 3 domains x batch.
+2. ``dgsamp``: ``dgsamp train`` (decode once, GPU augmentation, bf16 autocast on CUDA,
+   channels_last, fused Adam), train-phase images/s from its own per-epoch timing.
+3. ``model_only``: the same forward+backward+step on one random batch already on the device
+   (the ceiling for 1 and 2).
+Prints one JSON object. Not run by the tests; results go to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler
+from torchvision import transforms
+
+from dgsamp.cli import build_parser
+from dgsamp.commands.train import config_from_args
+from dgsamp.registry import create_dataset
+from dgsamp.trainer import Trainer
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PILDomain(torch.utils.data.Dataset):
+    """A domain's images decoded by PIL in the worker, then a torchvision transform."""
+
+    def __init__(self, domain, transform) -> None:
+        self.domain, self.transform = domain, transform
+
+    def __len__(self) -> int:
+        return len(self.domain)
+
+    def __getitem__(self, index: int):
+        image, label = self.domain[index]
+        return self.transform(image), label
+
+
+def make_model(backbone: str, num_classes: int, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    model = timm.create_model(backbone, num_classes=num_classes).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def domainbed_loop(args, device: torch.device) -> float:
+    dataset = create_dataset("PACS", args.data_dir)
+    augment = transforms.Compose([
+        transforms.RandomResizedCrop(args.resolution, scale=(0.7, 1.0)),
+        transforms.RandomHorizontalFlip(),
+        transforms.ColorJitter(0.3, 0.3, 0.3, 0.3),
+        transforms.RandomGrayscale(),
+        transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    loaders = [
+        iter(DataLoader(PILDomain(dataset[env], augment), batch_size=args.batch_size,
+                        sampler=RandomSampler(range(len(dataset[env])), replacement=True, num_samples=10**8),
+                        num_workers=args.workers, pin_memory=device.type == "cuda", drop_last=True))
+        for env in (0, 1, 2)
+    ]
+    model = make_model(args.backbone, dataset.num_classes, device, channels_last=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-5)
+
+    def step() -> None:
+        batches = [next(loader) for loader in loaders]
+        x = torch.cat([b[0] for b in batches]).to(device)
+        y = torch.cat([b[1] for b in batches]).to(device)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()  # DomainBed logs loss.item() every step
+
+    return timed(step, args, device)
+
+
+def model_only(args, device: torch.device) -> float:
+    channels_last = device.type == "cuda"
+    model = make_model(args.backbone, 7, device, channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-5, fused=device.type == "cuda" or None)
+    x = torch.randn(3 * args.batch_size, 3, args.resolution, args.resolution, device=device)
+    x = x.to(memory_format=torch.channels_last) if channels_last else x
+    y = torch.randint(0, 7, (3 * args.batch_size,), device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step() -> None:
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return timed(step, args, device)
+
+
+def timed(step, args, device: torch.device) -> float:
+    for _ in range(args.warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize(device)
+    return 3 * args.batch_size * args.steps / (time.perf_counter() - start)
+
+
+def dgsamp_trainer(args, device: torch.device) -> float:
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = ["train", "--dataset", "PACS", "--data_dir", args.data_dir, "--test_envs", "3",
+                "--backbone", args.backbone, "--pretrained", "none", "--resolution", str(args.resolution),
+                "--batch_size", str(args.batch_size), "--epochs", "2", "--steps_per_epoch", str(args.steps),
+                "--device", str(device), "--data_cache", "gpu" if device.type == "cuda" else "cpu",
+                "--precision", "bf16" if device.type == "cuda" else "fp32", "--energy", "none",
+                "--output_dir", output_dir, "--progress", "lines"]
+        trainer = Trainer(config_from_args(build_parser().parse_args(argv)))
+        trainer.run()
+        last = trainer.records[-1]  # epoch 2: compiled kernels and caches are warm
+        return 3 * args.batch_size * trainer.steps_per_epoch / last["train_seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True, help="folder holding PACS/")
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=32, help="per domain (3 domains)")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    results = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "backbone": args.backbone, "resolution": args.resolution, "images_per_step": 3 * args.batch_size,
+        "domainbed_images_per_s": round(domainbed_loop(args, device), 1),
+        "dgsamp_images_per_s": round(dgsamp_trainer(args, device), 1),
+        "model_only_images_per_s": round(model_only(args, device), 1),
+    }
+    results["dgsamp_vs_domainbed"] = round(results["dgsamp_images_per_s"] / results["domainbed_images_per_s"], 2)
+    results["dgsamp_vs_model_only"] = round(results["dgsamp_images_per_s"] / results["model_only_images_per_s"], 2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
