@@ -20,10 +20,10 @@ from itertools import combinations
 
 import torch
 import torch.nn.functional as F
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches
 from torch import Tensor, nn
 
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 
 MMD_GAMMA = HParam(1.0, lambda r: 10 ** r.uniform(-1, 1), "weight γ of the alignment penalty")

@@ -19,9 +19,9 @@ discriminator (same optimizer, ``lr_d``). Hparams: DANN's.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from dgsamp.algorithms.dann import DANN
 from torch import Tensor, nn
 
+from dgsamp.algorithms.dann import DANN
 from dgsamp.registry import register_algorithm
 
 

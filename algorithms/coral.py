@@ -16,9 +16,9 @@ pairs. Hparam ``mmd_gamma`` = γ (DomainBed's name).
 
 from __future__ import annotations
 
-from dgsamp.algorithms.alignment import FeatureAlignment
 from torch import Tensor
 
+from dgsamp.algorithms.alignment import FeatureAlignment
 from dgsamp.registry import register_algorithm
 
 

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from dgsamp.algorithms.base import Algorithm, make_optimizer
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.grl import WarmStartGradientReverseLayer
 from dgsamp.algorithms.minibatches import concat_minibatches, domain_labels
 from dgsamp.algorithms.mlp import MLP
-from torch import Tensor, nn
-
 from dgsamp.errors import UserError
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm

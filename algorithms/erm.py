@@ -9,10 +9,10 @@ Gulrajani & Lopez-Paz (ICLR 2021) show this baseline is hard to beat under Domai
 from __future__ import annotations
 
 import torch.nn.functional as F
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches
 from torch import Tensor, nn
 
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.registry import register_algorithm
 
 

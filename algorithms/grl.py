@@ -22,8 +22,9 @@ import math
 from typing import Any
 
 import torch
-from dgsamp.algorithms.counter import StepCounter
 from torch import Tensor, nn
+
+from dgsamp.algorithms.counter import StepCounter
 
 
 class GradientReverseFunction(torch.autograd.Function):

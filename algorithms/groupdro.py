@@ -13,10 +13,10 @@ and descent on the q-weighted risk:
 from __future__ import annotations
 
 import torch
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
 from torch import Tensor, nn
 
+from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 

@@ -13,18 +13,17 @@ unbiased estimate of ‖∂_w R_d‖²). The gradient has a closed form,
 so the penalty needs no extra autograd pass (same value and gradient as DomainBed's
 ``autograd.grad(..., create_graph=True)``). β_t = 1 for the first
 ``irm_penalty_anneal_iters`` steps, then ``irm_lambda``; Adam's state is reset at the
-jump (see ``vrex.py``). ``unlabeled`` is ignored.
+jump (see ``annealed_penalty.py``). ``unlabeled`` is ignored.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.counter import StepCounter
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
-from torch import Tensor, nn
+from torch import Tensor
 
+from dgsamp.algorithms.annealed_penalty import AnnealedPenaltyAlgorithm
+from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -41,7 +40,7 @@ def irm_penalty(logits: Tensor, y: Tensor, sizes: list[int]) -> Tensor:
 
 
 @register_algorithm("IRM")
-class IRM(Algorithm):
+class IRM(AnnealedPenaltyAlgorithm):
     """Make the classifier simultaneously optimal for every domain (IRMv1 penalty)."""
 
     HPARAMS = {
@@ -51,25 +50,17 @@ class IRM(Algorithm):
         ),
     }
 
-    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
-        super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.steps = StepCounter()
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+    LAMBDA_HPARAM = "irm_lambda"
+    ANNEAL_HPARAM = "irm_penalty_anneal_iters"
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        anneal_iters = self.hparams["irm_penalty_anneal_iters"]
-        weight = self.hparams["irm_lambda"] if self.steps.value >= anneal_iters else 1.0
+        weight = self.penalty_weight()
         x, y, sizes = concat_minibatches(minibatches)
         logits = self.predict(x)
         nll = per_domain_cross_entropy(logits, y, sizes).mean()
         penalty = irm_penalty(logits, y, sizes)
         loss = nll + weight * penalty
-        if self.steps.value == anneal_iters:
-            self.optimizer.state.clear()  # fresh Adam moments when the penalty weight jumps
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.steps.increment()
+        self.optimize(loss)
         return {"loss": loss.detach(), "class_loss": nll.detach(), "penalty": penalty.detach()}

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dgsamp.algorithms.base import Algorithm, make_optimizer
 from torch import Tensor, nn
 
+from dgsamp.algorithms.base import Algorithm, make_optimizer
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 

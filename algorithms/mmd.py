@@ -16,9 +16,9 @@ The training loss is CE over the sources + ``mmd_gamma`` · mean over all domain
 from __future__ import annotations
 
 import torch
-from dgsamp.algorithms.alignment import FeatureAlignment
 from torch import Tensor
 
+from dgsamp.algorithms.alignment import FeatureAlignment
 from dgsamp.registry import register_algorithm
 
 KERNEL_BANDWIDTHS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)

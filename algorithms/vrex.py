@@ -13,17 +13,16 @@ keeps the schedule. ``unlabeled`` is ignored.
 
 from __future__ import annotations
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.counter import StepCounter
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
-from torch import Tensor, nn
+from torch import Tensor
 
+from dgsamp.algorithms.annealed_penalty import AnnealedPenaltyAlgorithm
+from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
 
 @register_algorithm("VREx")
-class VREx(Algorithm):
+class VREx(AnnealedPenaltyAlgorithm):
     """Penalise the variance of the per-domain risks."""
 
     HPARAMS = {
@@ -33,27 +32,19 @@ class VREx(Algorithm):
         ),
     }
 
-    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
-        super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.steps = StepCounter()
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+    LAMBDA_HPARAM = "vrex_lambda"
+    ANNEAL_HPARAM = "vrex_penalty_anneal_iters"
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        anneal_iters = self.hparams["vrex_penalty_anneal_iters"]
-        weight = self.hparams["vrex_lambda"] if self.steps.value >= anneal_iters else 1.0
+        weight = self.penalty_weight()
         x, y, sizes = concat_minibatches(minibatches)
         risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
         mean_risk = risks.mean()
         penalty = (risks - mean_risk).pow(2).mean()
         loss = mean_risk + weight * penalty
-        if self.steps.value == anneal_iters:
-            self.optimizer.state.clear()  # fresh Adam moments when the penalty weight jumps
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.steps.increment()
+        self.optimize(loss)
         return {
             "loss": loss.detach(),
             "class_loss": mean_risk.detach(),

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from dgsamp.datasets.base import MultiDomainDataset
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 import dgsamp
+from dgsamp.datasets.base import MultiDomainDataset
 from dgsamp.errors import UserError
 from dgsamp.registry import register_dataset
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from dgsamp.datasets.base import MultiDomainDataset
 from torch.utils.data import Dataset
 
+from dgsamp.datasets.base import MultiDomainDataset
 from dgsamp.errors import UserError
 from dgsamp.registry import register_dataset
 

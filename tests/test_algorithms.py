@@ -17,6 +17,9 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+import dgsamp
 from dgsamp.algorithms.coral import coral_discrepancy
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.grl import (
@@ -28,9 +31,6 @@ from dgsamp.algorithms.grl import (
 from dgsamp.algorithms.irm import irm_penalty
 from dgsamp.algorithms.mlp import MLP
 from dgsamp.algorithms.mmd import mmd_discrepancy
-from PIL import Image
-
-import dgsamp
 from dgsamp.hparams import hparam_specs, resolve_hparams
 from dgsamp.registry import ALGORITHMS, create_algorithm
 

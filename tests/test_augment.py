@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from dgsamp.datasets.images import PACSMini
 from torchvision import transforms
 
 from dgsamp.augment import (
@@ -19,6 +18,7 @@ from dgsamp.augment import (
     random_grayscale,
     random_resized_crop_flip,
 )
+from dgsamp.datasets.images import PACSMini
 from dgsamp.domain_tensors import materialize
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dgsamp.datasets.images import (
     PACS,
     VLCS,
@@ -14,8 +16,6 @@ from dgsamp.datasets.images import (
     PACSMini,
     TerraIncognita,
 )
-from PIL import Image
-
 from dgsamp.errors import UserError
 from dgsamp.registry import DATASETS, create_dataset
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from dgsamp.datasets.mnist import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
@@ -19,8 +21,6 @@ from dgsamp.datasets.mnist import (
     read_idx,
     shuffled_shards,
 )
-from PIL import Image
-
 from dgsamp.errors import UserError
 from dgsamp.registry import create_dataset
 

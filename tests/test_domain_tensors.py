@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dgsamp.datasets.images import PACS
-from dgsamp.datasets.mnist import IMAGES_MAGIC, LABELS_MAGIC, MnistDomain, read_idx
 from torch.utils.data import TensorDataset
 from torchvision import transforms
 
+from dgsamp.datasets.images import PACS
+from dgsamp.datasets.mnist import IMAGES_MAGIC, LABELS_MAGIC, MnistDomain, read_idx
 from dgsamp.domain_tensors import DomainTensors, materialize
 from dgsamp.errors import UserError
 

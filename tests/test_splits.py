@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dgsamp.datasets.images import PACSMini
 
+from dgsamp.datasets.images import PACSMini
 from dgsamp.errors import UserError
 from dgsamp.seeding import seed_hash
 from dgsamp.splits import make_splits, split_indices
