@@ -21,9 +21,11 @@ from types import MappingProxyType
 from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.gradsamp_schedule import GradSampSchedule
 from dgsamp.hparams import resolve_hparams
 from dgsamp.registry import ALGORITHMS, DATASETS
 from dgsamp.seeding import seed_hash
+from dgsamp.ssprop_schedule import SSPropSchedule
 
 # Settings that change no number (or only how it is spelled: the raw --hparams JSON and
 # the plugin path are hashed through the resolved hparams and the algorithm name; "auto"
@@ -113,23 +115,13 @@ def _validate(args: dict[str, Any], num_envs: int) -> None:
         raise UserError(f"--holdout_fraction must be between 0 and 1, got {args['holdout_fraction']}")
     if args["resolution"] is not None and args["resolution"] < 16:
         raise UserError(f"--resolution must be at least 16, got {args['resolution']}")
-    if args["gradsamp"] != "off":
-        if args["gradsamp_warmup"] < 2:
-            raise UserError(
-                f"--gradsamp_warmup must be at least 2 (two snapshots are needed), got {args['gradsamp_warmup']}"
-            )
-        if args["gradsamp"] == "periodic" and args["gradsamp_period"] < 2:
-            raise UserError(
-                f"--gradsamp_period must be at least 2 (1 would never backprop), got {args['gradsamp_period']}"
-            )
-        if args["gradsamp"] == "random" and not 0.0 <= args["gradsamp_prob"] < 1.0:
-            raise UserError(f"--gradsamp_prob must be in [0, 1), got {args['gradsamp_prob']}")
-        if args["gradsamp_scale"] < 0:
-            raise UserError(f"--gradsamp_scale must be non-negative, got {args['gradsamp_scale']}")
-    if args["ssprop"] != "off":
-        for name in ("ssprop_keep", "ssprop_keep_min"):
-            if not 0.0 < args[name] <= 1.0:
-                raise UserError(f"--{name} must be in (0, 1], got {args[name]}")
+    # The schedules validate their own flags (one place for each rule and its message).
+    GradSampSchedule(args["gradsamp"], args["gradsamp_period"], args["gradsamp_prob"],
+                     args["gradsamp_warmup"], args["gradsamp_allow_consecutive"])
+    if args["gradsamp"] != "off" and args["gradsamp_scale"] < 0:
+        raise UserError(f"--gradsamp_scale must be non-negative, got {args['gradsamp_scale']}")
+    SSPropSchedule(args["ssprop"], args["ssprop_keep"], args["ssprop_keep_min"], args["ssprop_warmup"],
+                   args["ssprop_interleave"], args["epochs"])
 
 
 def _validate_hparams(hparams: dict[str, Any]) -> None:
