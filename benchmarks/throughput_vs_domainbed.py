@@ -7,7 +7,8 @@ model alone, on the same device, model and batch (issue 6).
 1. ``domainbed``: PIL decoding and torchvision augmentation in DataLoader workers (one loader
    per domain, random sampling with replacement), fp32, Adam; ERM on 3 domains x batch.
 2. ``dgsamp``: ``dgsamp train`` (decode once, GPU augmentation, bf16 autocast on CUDA,
-   channels_last, fused Adam), train-phase images/s from its own per-epoch timing.
+   channels_last, fused Adam), train-phase images/s from its own per-epoch timing of the
+   second epoch (it includes the FLOP count of the epoch's first step: use --steps >= 100).
 3. ``model_only``: the same forward+backward+step on one random batch already on the device
    (the ceiling for 1 and 2).
 Prints one JSON object. Not run by the tests; results go to BENCHMARKS.md.
