@@ -9,6 +9,7 @@ sets the epoch length, ``ceil(max_i |in_i| / batch_size)`` steps.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,9 @@ def load_training_data(
 ) -> TrainingData:
     """Decode every domain once and index it into DomainBed's splits, on ``device``."""
     splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task)
+    if dataset.IS_IMAGE and resolution is not None:
+        sizes = [len(dataset[env]) for env in range(len(dataset))]
+        check_cache_fits(sizes, resolution, device, available_bytes(device))
     train, unlabeled, eval_splits = [], [], {}
     for env in range(len(dataset)):
         whole = materialize(dataset[env], np.arange(len(dataset[env])), resolution, num_threads)
@@ -102,3 +106,33 @@ def load_training_data(
             same_as_in = np.array_equal(splits.unlabeled[env], splits.in_indices[env])
             unlabeled.append(eval_splits[f"env{env}_in"] if same_as_in else part(splits.unlabeled[env]))
     return TrainingData(splits, train, unlabeled, eval_splits, dataset.num_classes)
+
+
+def cache_bytes(domain_sizes: list[int], resolution: int) -> int:
+    """Peak bytes of the decode-once cache: every split (N x 3 x S x S uint8) plus the largest
+    domain decoded whole before it is split."""
+    per_image = 3 * resolution * resolution
+    return (sum(domain_sizes) + max(domain_sizes)) * per_image
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Free memory where the cache will live (None when it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_cache_fits(domain_sizes: list[int], resolution: int, device: torch.device, free: int | None) -> None:
+    """Refuse, before decoding anything, a cache that would not fit in ``free`` bytes."""
+    needed = cache_bytes(domain_sizes, resolution)
+    if free is None or needed <= 0.9 * free:
+        return
+    where = "GPU" if device.type == "cuda" else "RAM"
+    hint = "use --data_cache cpu" if device.type == "cuda" else "use a smaller --resolution"
+    raise UserError(
+        f"decoding {sum(domain_sizes)} images at {resolution} px needs {needed / 1e9:.1f} GB of {where}, "
+        f"{free / 1e9:.1f} GB are free; {hint}"
+    )
