@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import timm
 import torch
+from toy_training import add_toy_arguments, make_toy_training
 
 from dgsamp.energy import EnergyMeter
 from dgsamp.flops import count_flops
@@ -33,27 +33,13 @@ from dgsamp.flops import count_flops
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet10t")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    add_toy_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--energy", default="auto")
     args = parser.parse_args()
 
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = timm.create_model(args.backbone, num_classes=10).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(args.batch, 3, args.image_size, args.image_size, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    toy = make_toy_training(args)
+    device, step = toy.device, toy.step
     meter = EnergyMeter(args.energy, [device])
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
 
     def plain() -> None:
         for _ in range(args.steps):

@@ -16,8 +16,8 @@ import platform
 import statistics
 from datetime import UTC, datetime
 
-import timm
 import torch
+from toy_training import add_toy_arguments, make_toy_training
 
 from dgsamp.energy import EnergyMeter
 from dgsamp.gradsamp import GradSampler, make_generator
@@ -25,30 +25,18 @@ from dgsamp.gradsamp import GradSampler, make_generator
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet10t")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20, help="updates per backprop epoch")
+    add_toy_arguments(parser, steps_help="updates per backprop epoch")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--energy", default="auto")
     args = parser.parse_args()
 
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = timm.create_model(args.backbone, num_classes=10).to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-4)
-    x = torch.randn(args.batch, 3, args.image_size, args.image_size, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    toy = make_toy_training(args)
+    device, params = toy.device, toy.params
     meter = EnergyMeter(args.energy, [device])
     generator = make_generator(device, 0)
 
     def backprop_epoch() -> None:
         for _ in range(args.steps):
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
+            toy.step()
 
     samplers = {dist: GradSampler(params, dist=dist) for dist in ("layer", "element", "skip")}
 
