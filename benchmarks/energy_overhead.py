@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 import torch
 from toy_training import add_toy_arguments, make_toy_training
 
-from dgsamp.energy import EnergyMeter
-from dgsamp.flops import count_flops
+from dgsamp.metering.energy import EnergyMeter
+from dgsamp.metering.flops import count_flops
 
 
 def main() -> None:

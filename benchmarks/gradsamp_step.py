@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 import torch
 from toy_training import add_toy_arguments, make_toy_training
 
-from dgsamp.energy import EnergyMeter
-from dgsamp.gradsamp import GradSampler, make_generator
+from dgsamp.metering.energy import EnergyMeter
+from dgsamp.modes.gradsamp.sampler import GradSampler, make_generator
 
 
 def main() -> None:

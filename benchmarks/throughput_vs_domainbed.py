@@ -30,7 +30,7 @@ from torchvision import transforms
 from dgsamp.cli import build_parser
 from dgsamp.commands.train import config_from_args
 from dgsamp.registry import create_dataset
-from dgsamp.trainer import Trainer
+from dgsamp.training.trainer import Trainer
 
 
 def synchronize(device: torch.device) -> None:

@@ -21,7 +21,7 @@ import torch
 
 from dgsamp.cli import build_parser
 from dgsamp.commands.train import config_from_args
-from dgsamp.trainer import Trainer
+from dgsamp.training.trainer import Trainer
 
 
 def main(argv: list[str]) -> None:

@@ -52,7 +52,7 @@ def build_parser() -> ArgumentParser:
 
 def build_train_parser() -> ArgumentParser:
     """The parser of ``dgsamp train`` alone (sweeps check job argv against it)."""
-    from dgsamp.train_args import add_train_arguments
+    from dgsamp.training.flags import add_train_arguments
 
     parser = ArgumentParser(prog="dgsamp train")
     add_train_arguments(parser)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dgsamp.errors import UserError
-from dgsamp.seeding import seed_hash
+from dgsamp.utils.seeding import seed_hash
 
 Sampler = Callable[[np.random.RandomState], Any]
 

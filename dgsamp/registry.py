@@ -25,7 +25,7 @@ from dgsamp.errors import UserError
 
 T = TypeVar("T")
 
-_BUILTIN_MODULES = ("dgsamp.algorithms", "dgsamp.datasets", "dgsamp.backbones")
+_BUILTIN_MODULES = ("dgsamp.algorithms", "dgsamp.datasets", "dgsamp.backbones.factory", "dgsamp.modes.builtin")
 
 
 class Registry(Generic[T]):
@@ -64,6 +64,11 @@ class Registry(Generic[T]):
         load_builtins()
         return sorted(self._entries)
 
+    def in_registration_order(self) -> list[str]:
+        """Names in the order they were registered (built-ins first, then plugins)."""
+        load_builtins()
+        return list(self._entries)
+
 
 ALGORITHMS: Registry[type] = Registry("algorithm")
 DATASETS: Registry[type] = Registry("dataset")
@@ -72,6 +77,30 @@ BACKBONES: Registry[Callable[..., Any]] = Registry("backbone")
 register_algorithm = ALGORITHMS.register
 register_dataset = DATASETS.register
 register_backbone = BACKBONES.register
+MODES: Registry[type] = Registry("training mode")
+
+
+def register_mode(name: str) -> Callable[[type], type]:
+    """Register a TrainingMode subclass as ``name``: its switch flag is ``--name``.
+
+    The trainer calls modes in registration order (GradSamp, ssProp, then plugins), so a
+    mode that plans the epoch's kind sees the plan of the modes before it.
+    """
+
+    def decorator(cls: type) -> type:
+        if name not in getattr(cls, "OPTIONS", {}):
+            raise ValueError(f"training mode '{name}' must declare its switch flag OPTIONS['{name}']")
+        clashes = [option for option in cls.OPTIONS if option in _flags_of_other_modes(name)]
+        if clashes:
+            raise ValueError(f"training mode '{name}' redeclares flag --{clashes[0]}")
+        cls.NAME = name
+        return MODES.register(name)(cls)
+
+    return decorator
+
+
+def _flags_of_other_modes(name: str) -> set[str]:
+    return {flag for other, cls in MODES._entries.items() if other != name for flag in cls.OPTIONS}
 
 _builtins_loaded = False
 

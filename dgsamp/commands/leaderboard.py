@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from dgsamp.errors import UserError
-from dgsamp.selection import RULES
-from dgsamp.table_format import FORMATTERS
+from dgsamp.leaderboard.render import FORMATTERS
+from dgsamp.leaderboard.selection import RULES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,11 +43,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgsamp.atomic import atomic_write_text
-    from dgsamp.leaderboard import build_leaderboard, selected_runs
-    from dgsamp.runs import load_runs, load_wandb_runs
-    from dgsamp.selection import get_rule
-    from dgsamp.table_format import render
+    from dgsamp.leaderboard.render import render
+    from dgsamp.leaderboard.selection import get_rule
+    from dgsamp.leaderboard.tables import build_leaderboard, selected_runs
+    from dgsamp.tracking.runs import load_runs, load_wandb_runs
+    from dgsamp.utils.atomic import atomic_write_text
 
     if args.wandb_project and args.dirs:
         raise UserError("give either run directories or --wandb_project, not both")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.plot:
-        from dgsamp.plots import write_plots
+        from dgsamp.leaderboard.plots import write_plots
 
         try:
             written = write_plots(leaderboard, selected_runs(leaderboard), args.plot)

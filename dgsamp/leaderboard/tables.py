@@ -1,0 +1,282 @@
+"""Aggregate selected runs into leaderboard tables: accuracy beside energy and FLOPs.
+
+One table per (dataset, backbone, task); one row per method variant; one column per
+test domain plus Avg. A cell is DomainBed's: the selection rule picks one checkpoint
+per (variant, test domain, trial seed); the cell is the mean over trial seeds of its
+test accuracy, ``100 * mean(a)``, and the error ``100 * std(a / sqrt(n))`` (numpy's
+population std, as DomainBed's ``collect_results``). Avg is the mean of the column means,
+missing ("X") when any column is. The averages table holds, per variant and dataset,
+the mean over trial seeds of the per-seed mean over test domains.
+
+Cost columns use the runs the rule selected (one per test domain and trial seed):
+energy = mean of their whole-run training energy (``cum_train_energy_J`` of the last
+record), missing if any selected run is unmeasured; FLOPs likewise; "saved" compares
+with the plain variant (same algorithm, no GradSamp/ssProp, same epochs) of the same
+table; accuracy per kWh = Avg (%) / (mean energy in kWh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from dgsamp.leaderboard.selection import Choice, SelectionRule
+from dgsamp.tracking.runs import Run, RunSet, Variant, group_runs
+
+# DomainBed's short column names for its datasets (its ENVIRONMENTS lists).
+DOMAINBED_ENV_NAMES: dict[str, list[str]] = {
+    "ColoredMNIST": ["+90%", "+80%", "-90%"],
+    "RotatedMNIST": ["0", "15", "30", "45", "60", "75"],
+    "VLCS": ["C", "L", "S", "V"],
+    "PACS": ["A", "C", "P", "S"],
+    "OfficeHome": ["A", "C", "P", "R"],
+    "TerraIncognita": ["L100", "L38", "L43", "L46"],
+    "DomainNet": ["clip", "info", "paint", "quick", "real", "sketch"],
+}
+
+TableKey = tuple[str, str, str]  # dataset, backbone, task
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and standard error (in %) over trial seeds; ``n`` trial seeds, 0 = missing."""
+
+    mean: float | None
+    err: float | None
+    n: int
+
+    @staticmethod
+    def of(fractions: Sequence[float]) -> Cell:
+        if not fractions:
+            return Cell(None, None, 0)
+        values = np.asarray(list(fractions), dtype=float)
+        mean = 100 * np.mean(values)
+        err = 100 * np.std(values / np.sqrt(len(values)))
+        return Cell(float(mean), float(err), len(values))
+
+
+@dataclass
+class Row:
+    variant: Variant
+    label: str
+    cells: list[Cell]
+    avg: float | None
+    choices: list[Choice]
+    trial_accs: dict[int, dict[int, float]]  # test_env -> trial_seed -> test acc (fraction)
+    energy_kJ: float | None = None
+    energy_saved_pct: float | None = None
+    flops: float | None = None
+    flops_saved_pct: float | None = None
+    acc_per_kWh: float | None = None
+
+
+@dataclass
+class Table:
+    dataset: str
+    backbone: str
+    task: str
+    env_names: list[str]
+    rows: list[Row]
+    controls: list = field(default_factory=list)  # list[controls.ControlRow]
+
+
+@dataclass
+class AveragesTable:
+    backbone: str
+    task: str
+    datasets: list[str]
+    rows: list[tuple[str, list[Cell], float | None]]  # label, cell per dataset, Avg
+
+
+@dataclass
+class Leaderboard:
+    rule: SelectionRule
+    tables: list[Table]
+    averages: list[AveragesTable]
+    num_records: int
+    num_runs: int
+    warnings: list[str]
+
+
+def env_names(dataset: str, num_envs: int) -> list[str]:
+    """Column names: DomainBed's short names, else the dataset's registered domains."""
+    names = DOMAINBED_ENV_NAMES.get(dataset)
+    if names is None:
+        try:
+            from dgsamp.registry import DATASETS
+
+            names = list(getattr(DATASETS.get(dataset), "ENVIRONMENTS", []))
+        except Exception:  # an unknown or broken dataset must not stop the leaderboard
+            names = []
+    if len(names) != num_envs:
+        names = [f"env{i}" for i in range(num_envs)]
+    return names
+
+
+def variant_order(variant: Variant) -> tuple:
+    """ERM first, then algorithms alphabetically; plain, ssProp, GradSamp, skip controls."""
+    kind = 0 if variant.is_plain else 1 if not variant.uses_gradsamp else \
+        3 if variant.is_skip_control else 2
+    return (variant.algorithm != "ERM", variant.algorithm, kind, repr(variant))
+
+
+def variant_labels(variants: Sequence[Variant]) -> dict[Variant, str]:
+    """Base labels; variants sharing one get the fields that tell them apart appended."""
+    by_label: dict[str, list[Variant]] = {}
+    for variant in variants:
+        by_label.setdefault(variant.base_label(), []).append(variant)
+    labels = {}
+    for label, same in by_label.items():
+        if len(same) == 1:
+            labels[same[0]] = label
+            continue
+        differing = [f.name for f in fields(Variant)
+                     if len({getattr(v, f.name) for v in same}) > 1]
+        for variant in same:
+            extra = [f"{name}={getattr(variant, name)}" for name in differing if name != "epochs"]
+            if "epochs" in differing:
+                extra.insert(0, f"{variant.epochs} epochs")
+            labels[variant] = f"{label} ({', '.join(extra)})"
+    return labels
+
+
+def select_table(rule: SelectionRule, runs: Sequence[Run], num_envs: int) -> dict:
+    """variant -> test_env -> trial_seed -> Choice, for the runs of one table."""
+    selected: dict[Variant, dict[int, dict[int, Choice]]] = {}
+    by_variant = group_runs(runs, lambda run: run.variant)
+    for variant, variant_runs in by_variant.items():
+        per_env = selected.setdefault(variant, {})
+        by_trial = group_runs(variant_runs, lambda run: run.trial_seed)
+        for test_env in range(num_envs):
+            for trial_seed in sorted(by_trial):
+                candidates = [r for r in by_trial[trial_seed] if test_env in r.test_envs]
+                choice = rule.select(test_env, candidates) if candidates else None
+                if choice is not None:
+                    per_env.setdefault(test_env, {})[trial_seed] = choice
+    return selected
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    if not values or any(value is None for value in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def _saved(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None or baseline <= 0:
+        return None
+    return 100 * (1 - value / baseline)
+
+
+def build_row(variant: Variant, per_env: dict[int, dict[int, Choice]], num_envs: int) -> Row:
+    trial_accs = {env: {seed: c.test_acc for seed, c in per_env.get(env, {}).items()}
+                  for env in range(num_envs)}
+    cells = [Cell.of([trial_accs[env][seed] for seed in sorted(trial_accs[env])])
+             for env in range(num_envs)]
+    means = [cell.mean for cell in cells]
+    avg = None if any(m is None for m in means) else sum(means) / len(means)  # type: ignore
+    choices = [per_env[env][seed] for env in sorted(per_env) for seed in sorted(per_env[env])]
+    row = Row(variant, variant.base_label(), cells, avg, choices, trial_accs)
+    energy_J = _mean_or_none([c.run.total_train_energy_J for c in choices])
+    row.energy_kJ = None if energy_J is None else energy_J / 1000
+    row.flops = _mean_or_none([c.run.total_train_flops for c in choices])
+    if row.energy_kJ and avg is not None:
+        row.acc_per_kWh = avg / (row.energy_kJ / 3600)
+    return row
+
+
+def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Table:
+    from dgsamp.leaderboard.controls import pair_controls
+
+    dataset, backbone, task = key
+    num_envs = max(run.num_envs for run in runs)
+    selected = select_table(rule, runs, num_envs)
+    variants = sorted(selected, key=variant_order)
+    labels = variant_labels(variants)
+    rows = []
+    for variant in variants:
+        row = build_row(variant, selected[variant], num_envs)
+        row.label = labels[variant]
+        rows.append(row)
+    by_variant = {row.variant: row for row in rows}
+    for row in rows:
+        baseline = by_variant.get(plain_baseline(row.variant))
+        if baseline is not None and baseline is not row:
+            row.energy_saved_pct = _saved(row.energy_kJ, baseline.energy_kJ)
+            row.flops_saved_pct = _saved(row.flops, baseline.flops)
+    table = Table(dataset, backbone, task, env_names(dataset, num_envs), rows)
+    table.controls = pair_controls(rows)
+    return table
+
+
+def plain_baseline(variant: Variant) -> Variant:
+    """Same algorithm and epochs, GradSamp and ssProp off."""
+    return Variant(algorithm=variant.algorithm, epochs=variant.epochs)
+
+
+def build_averages(tables: Sequence[Table]) -> list[AveragesTable]:
+    """Per (backbone, task): each variant's per-trial-seed mean over domains, per dataset.
+
+    Epochs differ between datasets, so rows are matched without them; where a table holds
+    one method at several lengths (a fewer-epochs control), the longest run stands for it.
+    """
+    result = []
+    groups: dict[tuple[str, str], list[Table]] = {}
+    for table in tables:
+        groups.setdefault((table.backbone, table.task), []).append(table)
+    for (backbone, task), group in groups.items():
+        datasets = [table.dataset for table in group]
+        per_table = [_longest_rows(table) for table in group]
+        methods = sorted({m for rows in per_table for m in rows}, key=variant_order)
+        labels = variant_labels(methods)
+        rows = []
+        for method in methods:
+            cells = [Cell.of(_trial_averages(rows[method]) if method in rows else [])
+                     for rows in per_table]
+            means = [cell.mean for cell in cells]
+            avg = None if any(m is None for m in means) else sum(means) / len(means)  # type: ignore
+            rows.append((labels[method], cells, avg))
+        result.append(AveragesTable(backbone, task, datasets, rows))
+    return result
+
+
+def _longest_rows(table: Table) -> dict[Variant, Row]:
+    """The table's rows keyed by variant without epochs, the longest run for each."""
+    rows: dict[Variant, Row] = {}
+    for row in table.rows:
+        method = replace(row.variant, epochs=None)
+        kept = rows.get(method)
+        if kept is None or (row.variant.epochs or 0) > (kept.variant.epochs or 0):
+            rows[method] = row
+    return rows
+
+
+def _trial_averages(row: Row) -> list[float]:
+    """Per trial seed, the mean test accuracy over the test domains that seed has."""
+    by_seed: dict[int, list[float]] = {}
+    for env in sorted(row.trial_accs):
+        for seed, acc in row.trial_accs[env].items():
+            by_seed.setdefault(seed, []).append(acc)
+    return [float(np.mean(by_seed[seed])) for seed in sorted(by_seed)]
+
+
+def build_leaderboard(run_set: RunSet, rule: SelectionRule) -> Leaderboard:
+    """Tables sorted by dataset, backbone, task; see the module docstring for the math."""
+    by_table = group_runs(run_set.runs, lambda run: (run.dataset, run.backbone, run.task))
+    tables = [build_table(rule, key, by_table[key]) for key in sorted(by_table)]
+    tables = [table for table in tables if table.rows]
+    return Leaderboard(rule, tables, build_averages(tables), run_set.num_records,
+                       len(run_set.runs), list(run_set.warnings))
+
+
+def selected_runs(lb: Leaderboard) -> list[Run]:
+    """The runs whose checkpoints the rule picked (each once, table order)."""
+    runs: dict[str, Run] = {}
+    for table in lb.tables:
+        for row in table.rows:
+            for choice in row.choices:
+                runs.setdefault(choice.run.path, choice.run)
+    return list(runs.values())
+

