@@ -26,7 +26,9 @@ from dgsamp.algorithms.base import Algorithm, make_optimizer
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 
-MMD_GAMMA = HParam(1.0, lambda r: 10 ** r.uniform(-1, 1), "weight γ of the alignment penalty")
+MMD_GAMMA = HParam(
+    1.0, lambda r: 10 ** r.uniform(-1, 1), "weight γ of the alignment penalty", minimum=0
+)
 
 
 def mean_pairwise_discrepancy(features: list[Tensor], discrepancy) -> Tensor:

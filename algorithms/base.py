@@ -22,9 +22,22 @@ from dgsamp.hparams import HParam
 
 
 class Algorithm(nn.Module):
-    """Base class: subclasses set ``HPARAMS`` and implement ``update``."""
+    """Base class: subclasses set ``HPARAMS`` and implement ``update``.
+
+    Subclasses override the class attributes below as plain class attributes, or as a
+    read-only property where the value depends on the hparams (DANN's ``flops_cycle``).
+    """
 
     HPARAMS: ClassVar[dict[str, HParam]] = {}
+    """The algorithm's own hyperparameters (the common ones live in ``dgsamp.hparams``)."""
+
+    ADAPTS_TO_UNLABELED: ClassVar[bool] = False
+    """True when ``update`` uses the unlabeled target batches of domain adaptation (DANN,
+    CDANN, CORAL, MMD); the trainer feeds them only to such algorithms."""
+
+    flops_cycle: ClassVar[int] = 1
+    """Update steps after which the op pattern (and so the FLOPs per step) repeats; the
+    trainer meters FLOPs over this many steps. DANN alternating: ``d_steps_per_g_step + 1``."""
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__()
@@ -32,7 +45,14 @@ class Algorithm(nn.Module):
         self.num_classes = num_classes
         self.num_domains = num_domains
         self.hparams = dict(hparams)
-        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
+        self.classifier = make_classifier(
+            featurizer.n_outputs, num_classes, bool(self.hparams.get("nonlinear_classifier", False))
+        )
+        dropout = getattr(featurizer, "feature_dropout", None)
+        if isinstance(dropout, nn.Dropout) and "resnet_dropout" in self.hparams:
+            # DomainBed's ResNet drops out its pooled features; timm featurizers carry that
+            # Dropout (``backbones/factory.py``), the backbone is built before the hparams reach it
+            dropout.p = float(self.hparams["resnet_dropout"])
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -45,6 +65,24 @@ class Algorithm(nn.Module):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         """Every optimizer this algorithm steps (checkpointing and the LR schedule use it)."""
         return [value for value in vars(self).values() if isinstance(value, torch.optim.Optimizer)]
+
+
+def make_classifier(n_features: int, num_classes: int, nonlinear: bool = False) -> nn.Module:
+    """DomainBed's ``networks.Classifier``, z[B, D] -> logits[B, K].
+
+    linear (default): Linear(D, K)
+    ``nonlinear``:    Linear(D, D//2) -> ReLU -> Linear(D//2, D//4) -> ReLU -> Linear(D//4, K)
+    """
+    if not nonlinear:
+        return nn.Linear(n_features, num_classes)
+    half, quarter = n_features // 2, n_features // 4
+    return nn.Sequential(
+        nn.Linear(n_features, half),
+        nn.ReLU(),
+        nn.Linear(half, quarter),
+        nn.ReLU(),
+        nn.Linear(quarter, num_classes),
+    )
 
 
 def make_optimizer(

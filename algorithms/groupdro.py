@@ -26,7 +26,9 @@ class GroupDRO(Algorithm):
     """Weight each domain's risk by an adversarial, multiplicatively updated q."""
 
     HPARAMS = {
-        "groupdro_eta": HParam(1e-2, lambda r: 10 ** r.uniform(-3, -1), "step size η of q"),
+        "groupdro_eta": HParam(
+            1e-2, lambda r: 10 ** r.uniform(-3, -1), "step size η of q", minimum=0
+        ),
     }
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):

@@ -44,9 +44,12 @@ class IRM(AnnealedPenaltyAlgorithm):
     """Make the classifier simultaneously optimal for every domain (IRMv1 penalty)."""
 
     HPARAMS = {
-        "irm_lambda": HParam(1e2, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal"),
+        "irm_lambda": HParam(
+            1e2, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal", minimum=0
+        ),
         "irm_penalty_anneal_iters": HParam(
-            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = irm_lambda"
+            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = irm_lambda",
+            minimum=0,
         ),
     }
 

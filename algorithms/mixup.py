@@ -35,7 +35,10 @@ class Mixup(Algorithm):
     """Train on convex combinations of examples (and labels) from two domains."""
 
     HPARAMS = {
-        "mixup_alpha": HParam(0.2, lambda r: 10 ** r.uniform(-1, 1), "α of λ ~ Beta(α, α)"),
+        "mixup_alpha": HParam(
+            0.2, lambda r: 10 ** r.uniform(-1, 1), "α of λ ~ Beta(α, α)",
+            minimum=0, exclusive_minimum=True,
+        ),
     }
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):

@@ -26,9 +26,12 @@ class VREx(AnnealedPenaltyAlgorithm):
     """Penalise the variance of the per-domain risks."""
 
     HPARAMS = {
-        "vrex_lambda": HParam(1e1, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal"),
+        "vrex_lambda": HParam(
+            1e1, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal", minimum=0
+        ),
         "vrex_penalty_anneal_iters": HParam(
-            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = vrex_lambda"
+            500, lambda r: int(10 ** r.uniform(0, 4)), "steps with β = 1 before β = vrex_lambda",
+            minimum=0,
         ),
     }
 

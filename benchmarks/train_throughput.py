@@ -20,7 +20,7 @@ import time
 import torch
 
 from dgsamp.cli import build_parser
-from dgsamp.commands.train import config_from_args
+from dgsamp.training.config import RunConfig
 from dgsamp.training.trainer import Trainer
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         args = build_parser().parse_args(["train", "--dataset", "PACS", "--output_dir", output_dir,
                                           "--progress", "lines", *argv])
-        config = config_from_args(args)
+        config = RunConfig.from_flags(args)
         start = time.perf_counter()
         trainer = Trainer(config)
         setup_seconds = time.perf_counter() - start

@@ -18,9 +18,23 @@ class MultiDomainDataset:
     """Subclasses fill ``self.datasets``, ``self.classes`` and ``self.input_shape``."""
 
     ENVIRONMENTS: ClassVar[list[str]] = []
+    ENVIRONMENT_SHORT_NAMES: ClassVar[list[str]] = []
+    """Leaderboard column names, one per environment (DomainBed's table headers, e.g.
+    PACS's "A", "C", "P", "S"). A subclass that sets ``ENVIRONMENTS`` without them gets a
+    copy of ``ENVIRONMENTS``; one that sets neither inherits both."""
     IS_IMAGE: ClassVar[bool] = True
     SMALL_IMAGES: ClassVar[bool] = False  # DomainBed's hparam defaults for MNIST-size inputs
     DEFAULT_BACKBONE: ClassVar[str] = "resnet50"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "ENVIRONMENTS" in vars(cls) and "ENVIRONMENT_SHORT_NAMES" not in vars(cls):
+            cls.ENVIRONMENT_SHORT_NAMES = list(cls.ENVIRONMENTS)
+        if len(cls.ENVIRONMENT_SHORT_NAMES) != len(cls.ENVIRONMENTS):
+            raise TypeError(
+                f"{cls.__name__}: {len(cls.ENVIRONMENT_SHORT_NAMES)} ENVIRONMENT_SHORT_NAMES for "
+                f"{len(cls.ENVIRONMENTS)} ENVIRONMENTS"
+            )
 
     def __init__(self, root: str | Path | None) -> None:
         self.root = None if root is None else Path(root)

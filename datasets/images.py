@@ -165,6 +165,7 @@ class ImageFolderMultiDomain(MultiDomainDataset):
 class PACS(ImageFolderMultiDomain):
     DATASET_DIR = "PACS"
     ENVIRONMENTS = ["art_painting", "cartoon", "photo", "sketch"]
+    ENVIRONMENT_SHORT_NAMES = ["A", "C", "P", "S"]
     DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 
 
@@ -172,6 +173,7 @@ class PACS(ImageFolderMultiDomain):
 class OfficeHome(ImageFolderMultiDomain):
     DATASET_DIR = "office_home"
     ENVIRONMENTS = ["Art", "Clipart", "Product", "Real World"]
+    ENVIRONMENT_SHORT_NAMES = ["A", "C", "P", "R"]
     HOW_TO_GET = f"{DOMAINBED_DOWNLOAD} or https://www.hemanthdv.org/officeHomeDataset.html"
 
 
@@ -179,12 +181,14 @@ class OfficeHome(ImageFolderMultiDomain):
 class VLCS(ImageFolderMultiDomain):
     DATASET_DIR = "VLCS"
     ENVIRONMENTS = ["Caltech101", "LabelMe", "SUN09", "VOC2007"]
+    ENVIRONMENT_SHORT_NAMES = ["C", "L", "S", "V"]
 
 
 @register_dataset("TerraIncognita")
 class TerraIncognita(ImageFolderMultiDomain):
     DATASET_DIR = "terra_incognita"
     ENVIRONMENTS = ["location_100", "location_38", "location_43", "location_46"]
+    ENVIRONMENT_SHORT_NAMES = ["L100", "L38", "L43", "L46"]
     HOW_TO_GET = f"{DOMAINBED_DOWNLOAD} (it builds the location folders from the Caltech Camera Traps release)"
 
 
@@ -192,6 +196,7 @@ class TerraIncognita(ImageFolderMultiDomain):
 class DomainNet(ImageFolderMultiDomain):
     DATASET_DIR = "domain_net"
     ENVIRONMENTS = ["clipart", "infograph", "painting", "quickdraw", "real", "sketch"]
+    ENVIRONMENT_SHORT_NAMES = ["clip", "info", "paint", "quick", "real", "sketch"]
     HOW_TO_GET = f"{DOMAINBED_DOWNLOAD} or http://ai.bu.edu/M3SDA/"
 
 

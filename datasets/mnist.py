@@ -198,6 +198,7 @@ class MultipleEnvironmentMNIST(MultiDomainDataset):
 @register_dataset("RotatedMNIST")
 class RotatedMNIST(MultipleEnvironmentMNIST):
     ENVIRONMENTS = ["0", "15", "30", "45", "60", "75"]
+    ENVIRONMENT_SHORT_NAMES = ["0", "15", "30", "45", "60", "75"]
 
     def make_environment(self, name, images, digits, generator) -> MnistDomain:
         return MnistDomain(name, rotate_digits(images, float(name)), digits.clone())
@@ -206,6 +207,7 @@ class RotatedMNIST(MultipleEnvironmentMNIST):
 @register_dataset("ColoredMNIST")
 class ColoredMNIST(MultipleEnvironmentMNIST):
     ENVIRONMENTS = ["+90%", "+80%", "-90%"]
+    ENVIRONMENT_SHORT_NAMES = ["+90%", "+80%", "-90%"]
     COLOR_FLIP_PROBABILITY: ClassVar[dict[str, float]] = {"+90%": 0.1, "+80%": 0.2, "-90%": 0.9}
     NUM_CLASSES = 2
 

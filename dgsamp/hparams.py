@@ -1,4 +1,4 @@
-"""Hyperparameters: defaults and random draws, seeded DomainBed-style.
+"""Hyperparameters: defaults, random draws seeded DomainBed-style, and declared ranges.
 
 Every hyperparameter is an ``HParam``: a default and a ``sample(rng)`` for random search,
 each possibly different for small (MNIST-size) images. ``hparams_seed == 0`` gives the
@@ -6,18 +6,21 @@ defaults; any other seed draws, exactly as DomainBed's sweeps do, from a base se
 ``base = seed_hash(hparams_seed, trial_seed)`` and then every hparam from its own
 ``RandomState(seed_hash(base, name))``, so adding a hyperparameter never changes the others.
 
-Resolved values are checked: every hparam whose name contains ``lr`` must be finite and
-> 0, every one whose name contains ``weight_decay`` must be >= 0.
+Each ``HParam`` also declares what values are valid: ``minimum`` / ``maximum`` (inclusive
+unless ``exclusive_minimum`` / ``exclusive_maximum``) for numbers, ``choices`` for
+enumerations. ``check_hparams(values, specs)`` enforces them (floats must also be finite)
+and raises a one-line ``UserError`` naming the hparam, e.g. ``lr must be positive, got
+-1.0``. ``resolve_hparams`` checks defaults, draws and overrides alike.
 
 Common hparams (lr, batch_size, ...) live here; an algorithm declares its own in its
-``HPARAMS`` class attribute, so a plugin algorithm brings its hparams with it.
+``HPARAMS`` class attribute, so a plugin algorithm brings its hparams (and ranges) with it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,25 +33,85 @@ Sampler = Callable[[np.random.RandomState], Any]
 
 @dataclass(frozen=True)
 class HParam:
-    """One hyperparameter: its default, its random-search distribution, and a help line."""
+    """One hyperparameter: default, random-search distribution, help line and valid range."""
 
     default: Any
     sample: Sampler
     help: str = ""
     small_default: Any = None  # default for small images (MNIST); None: same as default
     small_sample: Sampler | None = None
+    _: KW_ONLY
+    minimum: float | None = None  # lower bound; None: unbounded below
+    maximum: float | None = None  # upper bound; None: unbounded above
+    exclusive_minimum: bool = False  # True: value > minimum, else value >= minimum
+    exclusive_maximum: bool = False  # True: value < maximum, else value <= maximum
+    choices: tuple[Any, ...] | None = None  # the only valid values; None: any
+    # draws for named datasets (DomainBed's per-dataset ranges, e.g. DomainNet's batch_size);
+    # they replace ``sample`` / ``small_sample`` for that dataset, defaults stay
+    dataset_samples: Mapping[str, Sampler] = field(default_factory=dict, hash=False)
 
     @property
     def type(self) -> type:
         return type(self.default)
 
-    def value(self, hparams_seed: int, name: str, small_images: bool, trial_seed: int = 0) -> Any:
-        """The default (``hparams_seed == 0``) or DomainBed's seeded draw for ``name``."""
+    @property
+    def constraint(self) -> str:
+        """The valid values in words ("positive", "in [0, 1)", "constant or cosine"), or ""."""
+        if self.choices is not None:
+            names = [str(choice) for choice in self.choices]
+            if len(names) <= 2:
+                return " or ".join(names)
+            return "one of " + ", ".join(names)
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            left = "(" if self.exclusive_minimum else "["
+            right = ")" if self.exclusive_maximum else "]"
+            return f"in {left}{low}, {high}{right}"
+        if low is not None:
+            if self.exclusive_minimum:
+                return "positive" if low == 0 else f"greater than {low}"
+            return f"at least {low}"
+        if high is not None:
+            return f"less than {high}" if self.exclusive_maximum else f"at most {high}"
+        return ""
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise a one-line ``UserError`` if ``value`` is outside this hparam's declared range."""
+        if self.choices is not None:
+            if value not in self.choices:
+                raise UserError(f"{name} must be {self.constraint}, got {value!r}")
+            return
+        if self.minimum is None and self.maximum is None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{name} must be finite, got {value}")
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{name} must be a number ({self.constraint}), got {value!r}")
+        if not math.isfinite(value):
+            raise UserError(f"{name} must be finite, got {value}")
+        low, high = self.minimum, self.maximum
+        too_low = low is not None and (value <= low if self.exclusive_minimum else value < low)
+        too_high = high is not None and (value >= high if self.exclusive_maximum else value > high)
+        if too_low or too_high:
+            raise UserError(f"{name} must be {self.constraint}, got {value}")
+
+    def value(
+        self,
+        hparams_seed: int,
+        name: str,
+        small_images: bool,
+        trial_seed: int = 0,
+        dataset: str | None = None,
+    ) -> Any:
+        """The default (``hparams_seed == 0``) or DomainBed's seeded draw for ``name``;
+        ``dataset`` (a registered dataset name) selects a ``dataset_samples`` draw."""
         default = self.default
         sample = self.sample
         if small_images:
             default = default if self.small_default is None else self.small_default
             sample = sample if self.small_sample is None else self.small_sample
+        if dataset is not None and dataset in self.dataset_samples:
+            sample = self.dataset_samples[dataset]
         if hparams_seed == 0:
             return default
         base_seed = seed_hash(hparams_seed, trial_seed)
@@ -60,17 +123,31 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "lr": HParam(
         5e-5, lambda r: 10 ** r.uniform(-5, -3.5), "learning rate (Adam)",
         small_default=1e-3, small_sample=lambda r: 10 ** r.uniform(-4.5, -2.5),
+        minimum=0, exclusive_minimum=True,
     ),
     "weight_decay": HParam(
         0.0, lambda r: 10 ** r.uniform(-6, -2), "Adam weight decay",
-        small_sample=lambda r: 0.0,
+        small_sample=lambda r: 0.0, minimum=0,
     ),
     "batch_size": HParam(
         32, lambda r: int(2 ** r.uniform(3, 5.5)), "examples per domain per step",
-        small_default=64, small_sample=lambda r: int(2 ** r.uniform(3, 9)),
+        small_default=64, small_sample=lambda r: int(2 ** r.uniform(3, 9)), minimum=1,
+        dataset_samples={"DomainNet": lambda r: int(2 ** r.uniform(3, 5))},
     ),
     "data_augmentation": HParam(True, lambda r: True, "DomainBed's image augmentation"),
-    "lr_schedule": HParam("constant", lambda r: "constant", "constant or cosine over all steps"),
+    "resnet_dropout": HParam(
+        0.0, lambda r: r.choice([0.0, 0.1, 0.5]),
+        "dropout on the image backbone's pooled features (timm backbones)",
+        minimum=0, maximum=1,
+    ),
+    "nonlinear_classifier": HParam(
+        False, lambda r: bool(r.choice([False, False])),
+        "classifier D -> D/2 -> D/4 -> K with ReLUs instead of one linear layer",
+    ),
+    "lr_schedule": HParam(
+        "constant", lambda r: "constant", "constant or cosine over all steps",
+        choices=("constant", "cosine"),
+    ),
 }
 
 
@@ -79,17 +156,34 @@ def hparam_specs(algorithm_class: type) -> dict[str, HParam]:
     return {**COMMON_HPARAMS, **getattr(algorithm_class, "HPARAMS", {})}
 
 
+def check_hparams(values: Mapping[str, Any], specs: Mapping[str, HParam]) -> None:
+    """Check every value against its spec's declared range; names without a spec are skipped.
+
+    Raises ``UserError`` with one line naming the first bad hparam (in ``values`` order).
+    """
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is not None:
+            spec.check(name, value)
+
+
 def resolve_hparams(
     algorithm_class: type,
     small_images: bool,
     hparams_seed: int,
     overrides: dict[str, Any] | None = None,
     trial_seed: int = 0,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
-    """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top, checked."""
+    """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top, checked.
+
+    ``dataset``: the registered dataset name, for hparams whose DomainBed range depends on
+    it (DomainNet's ``batch_size``); ``None`` uses the generic ranges.
+    """
     specs = hparam_specs(algorithm_class)
     hparams = {
-        name: spec.value(hparams_seed, name, small_images, trial_seed) for name, spec in specs.items()
+        name: spec.value(hparams_seed, name, small_images, trial_seed, dataset)
+        for name, spec in specs.items()
     }
     for name, value in (overrides or {}).items():
         if name not in specs:
@@ -98,19 +192,8 @@ def resolve_hparams(
                 f"unknown hparam '{name}' for algorithm {algorithm_class.__name__}; known: {known}"
             )
         hparams[name] = coerce(name, value, specs[name].type)
-    for name, value in hparams.items():
-        check_range(name, value)
+    check_hparams(hparams, specs)
     return hparams
-
-
-def check_range(name: str, value: Any) -> None:
-    """Learning rates (names containing ``lr``) finite and > 0, weight decays >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if "lr" in name and not (math.isfinite(value) and value > 0):
-        raise UserError(f"hparam '{name}' must be finite and > 0 ({name} must be positive), got {value}")
-    if "weight_decay" in name and not value >= 0:
-        raise UserError(f"hparam '{name}' must be >= 0, got {value}")
 
 
 def coerce(name: str, value: Any, kind: type) -> Any:

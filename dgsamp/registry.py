@@ -88,6 +88,7 @@ def register_mode(name: str) -> Callable[[type], type]:
     """
 
     def decorator(cls: type) -> type:
+        load_builtins()  # a plugin's mode comes after the built-in ones
         if name not in getattr(cls, "OPTIONS", {}):
             raise ValueError(f"training mode '{name}' must declare its switch flag OPTIONS['{name}']")
         clashes = [option for option in cls.OPTIONS if option in _flags_of_other_modes(name)]

@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: run the real CLI in-process or as a subprocess."""
+"""Small helpers shared by tests: repo paths, the real data in ../shared/data, the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dgsamp.cli import main
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data_dir(*parts: str) -> Path:
+    """``../shared/data/PARTS``, or skip the calling test when it is absent (a fresh clone)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not found: {path} (../shared/data beside the repo)")
+    return path
+
 
 TINY_RUN = [
     "--dataset", "PACSMini", "--backbone", "test_efficientnet", "--resolution", "32",
@@ -27,6 +39,9 @@ def run_cli(*argv: str, cwd: Path | None = None, timeout: float = 600) -> subpro
 
 
 def train_in_process(output_dir: Path, *extra: str) -> int:
+    """``dgsamp train TINY_RUN --output_dir OUTPUT_DIR EXTRA`` in this process."""
+    from dgsamp.cli import main  # imported here: conftest imports this module
+
     return main(["train", *TINY_RUN, "--output_dir", str(output_dir), *extra])
 
 

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and one per selected run")
     parser.add_argument("--wandb_project", default=None, metavar="P",
                         help="read runs from W&B project P (entity/project) instead of DIRs")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="import a file that registers training modes (their runs get their own "
+                        "rows and labels) or datasets first (repeatable)")
 
 
 def register(subparsers) -> None:

@@ -4,7 +4,7 @@ Each GradSamp variant of a table is paired with two controls from the same table
 
 - skip: the same schedule with ``gradsamp_dist=skip`` (sampled epochs leave the
   parameters unchanged: same energy, no update);
-- fewer epochs: plain backprop (GradSamp and ssProp off) whose ``epochs`` equals the
+- fewer epochs: plain backprop (every training mode off) whose ``epochs`` equals the
   number of backprop epochs the GradSamp runs made (``backprop_epochs`` at their last
   record; for a random schedule, where it varies by run, the rounded mean).
 
@@ -20,7 +20,8 @@ seeds that have every domain on both sides.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from dgsamp.tracking.runs import Variant
 
 SKIP = "skip"
 FEWER_EPOCHS = "fewer_epochs"
+GRADSAMP = "gradsamp"  # the mode (dgsamp.modes.gradsamp) and its options named here
+GRADSAMP_DIST = "gradsamp_dist"
+GRADSAMP_SCALE = "gradsamp_scale"
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,32 @@ class ControlRow:
     note: str = ""
 
 
+def gradsamp_fields(variant: Variant) -> dict[str, Any] | None:
+    """The variant's GradSamp fields; None when GradSamp is off."""
+    return variant.mode(GRADSAMP)
+
+
+def is_skip_control(variant: Variant) -> bool:
+    """GradSamp with ``gradsamp_dist=skip``: the equal-compute control itself."""
+    fields = gradsamp_fields(variant)
+    return fields is not None and fields.get(GRADSAMP_DIST) == SKIP
+
+
+def is_control(variant: Variant) -> bool:
+    """Whether the variant exists only as a control (listed after the methods)."""
+    return is_skip_control(variant)
+
+
 def skip_control(variant: Variant) -> Variant:
-    return replace(variant, gradsamp_dist=SKIP, gradsamp_scale=None)
+    """The same GradSamp fields with ``gradsamp_dist=skip`` (its scale then does not apply)."""
+    fields = dict(gradsamp_fields(variant) or {})
+    fields[GRADSAMP_DIST] = SKIP
+    fields.pop(GRADSAMP_SCALE, None)
+    return variant.with_mode(GRADSAMP, fields)
 
 
 def fewer_epochs_control(variant: Variant, backprop_epochs: int) -> Variant:
+    """Plain backprop (no training mode) of the same algorithm for ``backprop_epochs``."""
     return Variant(algorithm=variant.algorithm, epochs=backprop_epochs)
 
 
@@ -100,7 +125,7 @@ def pair_controls(rows: Sequence) -> list[ControlRow]:
     result = []
     for row in rows:
         variant: Variant = row.variant
-        if not variant.uses_gradsamp or variant.is_skip_control:
+        if gradsamp_fields(variant) is None or is_skip_control(variant):
             continue
         wanted_skip = skip_control(variant)
         count, note = backprop_epoch_count(row)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.controls import FEWER_EPOCHS, ControlRow, Difference
@@ -72,45 +72,129 @@ def intro(lb: Leaderboard) -> str:
     )
 
 
+# ---------------------------------------------------------------- sections
+
+ACCURACY, COST, CONTROLS, AVERAGES = "accuracy", "cost", "controls", "averages"
+
+
+@dataclass
+class Section:
+    """One table of a text rendering: its kind, title, header and rows of text cells."""
+
+    kind: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+class ReportStyle:
+    """Markdown and LaTeX: costs beside accuracy, a control's two labels in two columns."""
+
+    pm, missing = "±", MISSING
+    separate_costs = False
+
+    def table_title(self, lb: Leaderboard, table: Table) -> str:
+        return table_title(table, lb)
+
+    def cost_title(self, lb: Leaderboard, table: Table) -> str:
+        return table_title(table, lb)
+
+    def controls_title(self, lb: Leaderboard, table: Table) -> str:
+        return f"Controls (GradSamp − control, paired over trial seeds) · {table_title(table, lb)}"
+
+    def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
+        return f"Averages · backbone {averages.backbone} · model selection: {lb.rule.name}"
+
+    def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
+        return ["GradSamp variant", "Control"], [control.gradsamp_label, control_label(control)]
+
+
+class DomainBedStyle(ReportStyle):
+    """DomainBed's collect_results text: ``+/-`` and ``X``, costs in their own table (only
+    when measured), a control pair in one column, DomainBed's titles."""
+
+    pm, missing = "+/-", "X"
+    separate_costs = True
+
+    @staticmethod
+    def _which(lb: Leaderboard, table: Table) -> str:
+        shared = sum(1 for other in lb.tables if other.dataset == table.dataset) > 1
+        return f"{table.dataset} ({table.backbone}, {table.task})" if shared else table.dataset
+
+    def table_title(self, lb: Leaderboard, table: Table) -> str:
+        return f"Dataset: {self._which(lb, table)}, model selection method: {lb.rule.name}"
+
+    def cost_title(self, lb: Leaderboard, table: Table) -> str:
+        return f"Cost, dataset: {self._which(lb, table)}, model selection method: {lb.rule.name}"
+
+    def controls_title(self, lb: Leaderboard, table: Table) -> str:
+        return (f"Controls (GradSamp - control), dataset: {self._which(lb, table)}, "
+                f"model selection method: {lb.rule.name}")
+
+    def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
+        which = "" if len(lb.averages) == 1 else f" ({averages.backbone}, {averages.task})"
+        return f"Averages{which}, model selection method: {lb.rule.name}"
+
+    def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
+        return ["Pair"], [f"{control.gradsamp_label} vs {control_label(control)}"]
+
+
+def sections(lb: Leaderboard, style: ReportStyle) -> Iterator[Section]:
+    """Every table of the leaderboard, in order, as text cells in ``style``."""
+    pm, missing = style.pm, style.missing
+    for table in lb.tables:
+        accuracy = [[row.label, *(fmt_cell(c, pm, missing) for c in row.cells),
+                     fmt_avg(row.avg, missing)] for row in table.rows]
+        costs = [cost_values(row) for row in table.rows]
+        header = ["Algorithm", *table.env_names, "Avg"]
+        if not style.separate_costs:
+            yield Section(ACCURACY, style.table_title(lb, table), [*header, *COST_HEADERS],
+                          [[*a, *c] for a, c in zip(accuracy, costs)])
+        else:
+            yield Section(ACCURACY, style.table_title(lb, table), header, accuracy)
+            if any(row.energy_kJ is not None or row.flops is not None for row in table.rows):
+                yield Section(COST, style.cost_title(lb, table), ["Algorithm", *COST_HEADERS],
+                              [[row.label, *c] for row, c in zip(table.rows, costs)])
+        if table.controls:
+            rows, head = [], []
+            for control in table.controls:
+                head, labels = style.control_columns(control)
+                rows.append([*labels, *(fmt_diff(d, pm) for d in [*control.diffs, control.avg])])
+            notes = [f"{c.gradsamp_label}: {c.note}" for c in table.controls if c.note]
+            yield Section(CONTROLS, style.controls_title(lb, table),
+                          [*head, *table.env_names, "Avg"], rows, notes)
+    for averages in lb.averages:
+        rows = [[label, *(fmt_cell(c, pm, missing) for c in cells), fmt_avg(avg, missing)]
+                for label, cells, avg in averages.rows]
+        yield Section(AVERAGES, style.averages_title(lb, averages),
+                      ["Algorithm", *averages.datasets, "Avg"], rows)
+
+
 # ---------------------------------------------------------------- markdown
+
+MARKDOWN_LEVEL = {ACCURACY: 2, COST: 2, CONTROLS: 3, AVERAGES: 2}
 
 
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]
-
-
 def to_markdown(lb: Leaderboard) -> str:
     lines = [f"# Leaderboard · model selection: {lb.rule.name}", "", intro(lb), ""]
-    for table in lb.tables:
-        lines += [f"## {table_title(table, lb)}", ""]
-        header = ["Algorithm", *table.env_names, "Avg", *COST_HEADERS]
-        rows = [[row.label, *(fmt_cell(c) for c in row.cells), fmt_avg(row.avg),
-                 *cost_values(row)] for row in table.rows]
-        lines += [*_md_table(header, rows), ""]
-        if table.controls:
-            lines += [f"### Controls (GradSamp − control, paired over trial seeds) · "
-                      f"{table_title(table, lb)}", ""]
-            header = ["GradSamp variant", "Control", *table.env_names, "Avg"]
-            rows = [[c.gradsamp_label, control_label(c), *(fmt_diff(d) for d in c.diffs),
-                     fmt_diff(c.avg)] for c in table.controls]
-            lines += [*_md_table(header, rows), ""]
-            notes = [f"- {c.gradsamp_label}: {c.note}" for c in table.controls if c.note]
-            lines += [*notes, ""] if notes else []
-    for averages in lb.averages:
-        lines += [f"## Averages · backbone {averages.backbone} · model selection: "
-                  f"{lb.rule.name}", ""]
-        header = ["Algorithm", *averages.datasets, "Avg"]
-        rows = [[label, *(fmt_cell(c) for c in cells), fmt_avg(avg)]
-                for label, cells, avg in averages.rows]
-        lines += [*_md_table(header, rows), ""]
+    for section in sections(lb, ReportStyle()):
+        lines += [f"{'#' * MARKDOWN_LEVEL[section.kind]} {section.title}", "",
+                  _md_row(section.header), _md_row(["---"] * len(section.header)),
+                  *(_md_row(row) for row in section.rows), ""]
+        if section.notes:
+            lines += [*(f"- {note}" for note in section.notes), ""]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- LaTeX
+
+LATEX_COMMAND = {ACCURACY: "subsubsection*", COST: "subsubsection*", CONTROLS: "paragraph",
+                 AVERAGES: "subsubsection*"}
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -134,28 +218,11 @@ def _latex_tabular(header: list[str], rows: list[list[str]]) -> list[str]:
 def to_latex(lb: Leaderboard) -> str:
     esc = latex_escape
     lines = [f"% dgsamp leaderboard, model selection: {lb.rule.name}", f"% {esc(intro(lb))}"]
-
-    def block(title: str, header: list[str], rows: list[list[str]], command: str) -> None:
-        lines.extend(["", f"\\{command}{{{esc(title)}}}", r"\begin{center}",
-                      r"\adjustbox{max width=\textwidth}{%",
-                      *_latex_tabular(header, [[esc(cell) for cell in row] for row in rows]),
-                      "}", r"\end{center}"])
-
-    for table in lb.tables:
-        block(table_title(table, lb), ["Algorithm", *table.env_names, "Avg", *COST_HEADERS],
-              [[row.label, *(fmt_cell(c) for c in row.cells), fmt_avg(row.avg),
-                *cost_values(row)] for row in table.rows], "subsubsection*")
-        if table.controls:
-            block(f"Controls (GradSamp − control, paired over trial seeds) · "
-                  f"{table_title(table, lb)}",
-                  ["GradSamp variant", "Control", *table.env_names, "Avg"],
-                  [[c.gradsamp_label, control_label(c), *(fmt_diff(d) for d in c.diffs),
-                    fmt_diff(c.avg)] for c in table.controls], "paragraph")
-    for averages in lb.averages:
-        block(f"Averages · backbone {averages.backbone} · model selection: {lb.rule.name}",
-              ["Algorithm", *averages.datasets, "Avg"],
-              [[label, *(fmt_cell(c) for c in cells), fmt_avg(avg)]
-               for label, cells, avg in averages.rows], "subsubsection*")
+    for section in sections(lb, ReportStyle()):
+        rows = [[esc(cell) for cell in row] for row in section.rows]
+        lines += ["", f"\\{LATEX_COMMAND[section.kind]}{{{esc(section.title)}}}",
+                  r"\begin{center}", r"\adjustbox{max width=\textwidth}{%",
+                  *_latex_tabular(section.header, rows), "}", r"\end{center}"]
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +285,7 @@ def _cell_json(name: str, cell: Cell | Difference) -> dict:
 
 def _row_json(table: Table, row: Row) -> dict:
     return {
-        "label": row.label, "variant": asdict(row.variant),
+        "label": row.label, "variant": row.variant.as_dict(),
         "cells": [_cell_json(n, c) for n, c in zip(table.env_names, row.cells)],
         "avg": _r(row.avg), "energy_kJ": _r(row.energy_kJ),
         "energy_saved_pct": _r(row.energy_saved_pct), "flops": _r(row.flops, 0),
@@ -255,6 +322,8 @@ def to_json(lb: Leaderboard) -> str:
 
 # ---------------------------------------------------------------- DomainBed text
 
+DOMAINBED_COLWIDTH = {ACCURACY: 20, COST: 14, CONTROLS: 20, AVERAGES: 25}
+
 
 def _domainbed_table(header: str, col_labels: list[str], rows: list[list[str]],
                      colwidth: int) -> list[str]:
@@ -271,35 +340,10 @@ def _domainbed_table(header: str, col_labels: list[str], rows: list[list[str]],
 
 def to_domainbed(lb: Leaderboard) -> str:
     """DomainBed's collect_results text; cost and control tables follow when measured."""
-    name = lb.rule.name
     lines = [f"Total records: {lb.num_records}"]
-    per_dataset: dict[str, int] = {}
-    for table in lb.tables:
-        per_dataset[table.dataset] = per_dataset.get(table.dataset, 0) + 1
-    for table in lb.tables:
-        which = table.dataset
-        if per_dataset[table.dataset] > 1:
-            which += f" ({table.backbone}, {table.task})"
-        rows = [[row.label, *(fmt_cell(c, "+/-", "X") for c in row.cells),
-                 fmt_avg(row.avg, "X")] for row in table.rows]
-        lines += _domainbed_table(f"Dataset: {which}, model selection method: {name}",
-                                  ["Algorithm", *table.env_names, "Avg"], rows, 20)
-        if any(row.energy_kJ is not None or row.flops is not None for row in table.rows):
-            rows = [[row.label, *cost_values(row)] for row in table.rows]
-            lines += _domainbed_table(f"Cost, dataset: {which}, model selection method: "
-                                      f"{name}", ["Algorithm", *COST_HEADERS], rows, 14)
-        if table.controls:
-            rows = [[f"{c.gradsamp_label} vs {control_label(c)}",
-                     *(fmt_diff(d, "+/-") for d in [*c.diffs, c.avg])] for c in table.controls]
-            lines += _domainbed_table(f"Controls (GradSamp - control), dataset: {which}, "
-                                      f"model selection method: {name}",
-                                      ["Pair", *table.env_names, "Avg"], rows, 20)
-    for averages in lb.averages:
-        which = "" if len(lb.averages) == 1 else f" ({averages.backbone}, {averages.task})"
-        rows = [[label, *(fmt_cell(c, "+/-", "X") for c in cells), fmt_avg(avg, "X")]
-                for label, cells, avg in averages.rows]
-        lines += _domainbed_table(f"Averages{which}, model selection method: {name}",
-                                  ["Algorithm", *averages.datasets, "Avg"], rows, 25)
+    for section in sections(lb, DomainBedStyle()):
+        lines += _domainbed_table(section.title, section.header, section.rows,
+                                  DOMAINBED_COLWIDTH[section.kind])
     return "\n".join(lines) + "\n"
 
 

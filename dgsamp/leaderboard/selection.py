@@ -23,11 +23,13 @@ Ties: within a run the earliest record wins; between hyperparameter groups the l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dgsamp.errors import UserError
-from dgsamp.tracking.runs import Run, count_envs, group_runs
+from dgsamp.tracking import schema
+from dgsamp.tracking.runs import Run, group_runs
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,21 @@ def _single_test_env_runs(test_env: int, runs: Sequence[Run]) -> list[Run]:
     return [run for run in runs if run.test_envs == (test_env,)]
 
 
+def best_training_domain_record(
+    records: Sequence[Mapping[str, Any]], test_envs: Sequence[int]
+) -> tuple[Mapping[str, Any], float]:
+    """The record of one run with the best training-domain validation accuracy (mean
+    ``env{i}_out_acc`` over the domains not in ``test_envs``; the earliest wins a tie),
+    and that accuracy. The one implementation of the rule: the leaderboard applies it
+    per run, ``summary.json``'s ``selected_ood_acc`` to the run just trained."""
+    best, best_val = records[0], schema.training_domain_accuracy(records[0], test_envs)
+    for record in records[1:]:
+        val = schema.training_domain_accuracy(record, test_envs)
+        if val > best_val:
+            best, best_val = record, val
+    return best, best_val
+
+
 class TrainingDomainValidation(SelectionRule):
     key = "training_domain"
     name = "training-domain validation set"
@@ -71,11 +88,9 @@ class TrainingDomainValidation(SelectionRule):
     def hparams_choice(self, test_env: int, runs: Sequence[Run]) -> Choice | None:
         best: Choice | None = None
         for run in _single_test_env_runs(test_env, runs):
-            for record in run.records:
-                val_keys = [f"env{i}_out_acc" for i in range(count_envs(record)) if i != test_env]
-                val = sum(record[key] for key in val_keys) / len(val_keys)
-                if best is None or val > best.val_acc:
-                    best = Choice(val, record[f"env{test_env}_in_acc"], run, record["step"])
+            record, val = best_training_domain_record(run.records, (test_env,))
+            if best is None or val > best.val_acc:
+                best = Choice(val, record[schema.env_in_acc(test_env)], run, record[schema.STEP])
         return best
 
 
@@ -91,12 +106,12 @@ class LeaveOneDomainOut(SelectionRule):
         for run in runs:
             num_envs = num_envs or run.num_envs
             for record in run.records:
-                step = record["step"]
+                step = record[schema.STEP]
                 if run.test_envs == (test_env,):
                     test_records.setdefault(step, []).append((run, record))
                 elif len(run.test_envs) == 2:
                     (val_env,) = set(run.test_envs) - {test_env}
-                    held_out.setdefault(step, {})[val_env] = record[f"env{val_env}_in_acc"]
+                    held_out.setdefault(step, {})[val_env] = record[schema.env_in_acc(val_env)]
                 else:
                     test_records.setdefault(step, [])
         best: Choice | None = None
@@ -112,7 +127,7 @@ class LeaveOneDomainOut(SelectionRule):
             val = sum(accs[env] for env in others) / (num_envs - 1)
             run, record = candidates[0]
             if best is None or val > best.val_acc:
-                best = Choice(val, record[f"env{test_env}_in_acc"], run, step)
+                best = Choice(val, record[schema.env_in_acc(test_env)], run, step)
         return best
 
 
@@ -124,13 +139,13 @@ class TestDomainOracle(SelectionRule):
         last: tuple[Run, dict] | None = None
         for run in _single_test_env_runs(test_env, runs):
             for record in run.records:
-                if last is None or record["step"] >= last[1]["step"]:
+                if last is None or record[schema.STEP] >= last[1][schema.STEP]:
                     last = (run, record)
         if last is None:
             return None
         run, record = last
-        return Choice(record[f"env{test_env}_out_acc"], record[f"env{test_env}_in_acc"],
-                      run, record["step"])
+        return Choice(record[schema.env_out_acc(test_env)], record[schema.env_in_acc(test_env)],
+                      run, record[schema.STEP])
 
 
 RULES: dict[str, SelectionRule] = {

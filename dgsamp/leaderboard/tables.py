@@ -11,30 +11,21 @@ the mean over trial seeds of the per-seed mean over test domains.
 Cost columns use the runs the rule selected (one per test domain and trial seed):
 energy = mean of their whole-run training energy (``cum_train_energy_J`` of the last
 record), missing if any selected run is unmeasured; FLOPs likewise; "saved" compares
-with the plain variant (same algorithm, no GradSamp/ssProp, same epochs) of the same
+with the plain variant (same algorithm, no training mode on, same epochs) of the same
 table; accuracy per kWh = Avg (%) / (mean energy in kWh).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from dgsamp.leaderboard.controls import is_control, pair_controls
 from dgsamp.leaderboard.selection import Choice, SelectionRule
-from dgsamp.tracking.runs import Run, RunSet, Variant, group_runs
-
-# DomainBed's short column names for its datasets (its ENVIRONMENTS lists).
-DOMAINBED_ENV_NAMES: dict[str, list[str]] = {
-    "ColoredMNIST": ["+90%", "+80%", "-90%"],
-    "RotatedMNIST": ["0", "15", "30", "45", "60", "75"],
-    "VLCS": ["C", "L", "S", "V"],
-    "PACS": ["A", "C", "P", "S"],
-    "OfficeHome": ["A", "C", "P", "R"],
-    "TerraIncognita": ["L100", "L38", "L43", "L46"],
-    "DomainNet": ["clip", "info", "paint", "quick", "real", "sketch"],
-}
+from dgsamp.tracking import schema
+from dgsamp.tracking.runs import Run, RunSet, Variant, group_runs, registered_modes
 
 TableKey = tuple[str, str, str]  # dataset, backbone, task
 
@@ -101,25 +92,30 @@ class Leaderboard:
 
 
 def env_names(dataset: str, num_envs: int) -> list[str]:
-    """Column names: DomainBed's short names, else the dataset's registered domains."""
-    names = DOMAINBED_ENV_NAMES.get(dataset)
-    if names is None:
-        try:
-            from dgsamp.registry import DATASETS
+    """Column names: the registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (DomainBed's
+    table headers, e.g. ``A C P S`` for PACS), else ``env0, env1, ...``."""
+    names: list[str] = []
+    try:
+        from dgsamp.registry import DATASETS
 
-            names = list(getattr(DATASETS.get(dataset), "ENVIRONMENTS", []))
-        except Exception:  # an unknown or broken dataset must not stop the leaderboard
-            names = []
+        if dataset in DATASETS:
+            names = list(getattr(DATASETS.get(dataset), "ENVIRONMENT_SHORT_NAMES", None) or [])
+    except Exception:  # a broken dataset plugin must not stop the leaderboard
+        names = []
     if len(names) != num_envs:
         names = [f"env{i}" for i in range(num_envs)]
     return names
 
 
 def variant_order(variant: Variant) -> tuple:
-    """ERM first, then algorithms alphabetically; plain, ssProp, GradSamp, skip controls."""
-    kind = 0 if variant.is_plain else 1 if not variant.uses_gradsamp else \
-        3 if variant.is_skip_control else 2
-    return (variant.algorithm != "ERM", variant.algorithm, kind, repr(variant))
+    """ERM first, then algorithms alphabetically; within one: plain first, then by the
+    modes that are on, compared from the first registered mode (ssProp alone before
+    GradSamp), the equal-compute controls last; ties by the variant's fields."""
+    registered = registered_modes()
+    uses = tuple(name in variant.mode_names for name in registered)
+    unknown = tuple(sorted(set(variant.mode_names) - set(registered)))
+    return (variant.algorithm != "ERM", variant.algorithm, is_control(variant), uses, unknown,
+            repr(variant))
 
 
 def variant_labels(variants: Sequence[Variant]) -> dict[Variant, str]:
@@ -132,11 +128,14 @@ def variant_labels(variants: Sequence[Variant]) -> dict[Variant, str]:
         if len(same) == 1:
             labels[same[0]] = label
             continue
-        differing = [f.name for f in fields(Variant)
-                     if len({getattr(v, f.name) for v in same}) > 1]
+        flat = {variant: variant.as_dict() for variant in same}
+        names = list(dict.fromkeys(name for variant in same for name in flat[variant]))
+        differing = [name for name in names
+                     if len({repr(flat[v].get(name)) for v in same}) > 1]
         for variant in same:
-            extra = [f"{name}={getattr(variant, name)}" for name in differing if name != "epochs"]
-            if "epochs" in differing:
+            extra = [f"{name}={flat[variant].get(name)}" for name in differing
+                     if name != schema.ARG_EPOCHS]
+            if schema.ARG_EPOCHS in differing:
                 extra.insert(0, f"{variant.epochs} epochs")
             labels[variant] = f"{label} ({', '.join(extra)})"
     return labels
@@ -188,8 +187,6 @@ def build_row(variant: Variant, per_env: dict[int, dict[int, Choice]], num_envs:
 
 
 def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Table:
-    from dgsamp.leaderboard.controls import pair_controls
-
     dataset, backbone, task = key
     num_envs = max(run.num_envs for run in runs)
     selected = select_table(rule, runs, num_envs)
@@ -212,7 +209,7 @@ def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Tabl
 
 
 def plain_baseline(variant: Variant) -> Variant:
-    """Same algorithm and epochs, GradSamp and ssProp off."""
+    """Same algorithm and epochs, every training mode off."""
     return Variant(algorithm=variant.algorithm, epochs=variant.epochs)
 
 

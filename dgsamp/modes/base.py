@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from dgsamp.errors import UserError
-
-BACKPROP = "backprop"
+from dgsamp.tracking.schema import BACKPROP
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,8 @@ class TrainingMode:
     def variant_label(cls, fields: Mapping[str, Any]) -> str:
         """The mode's part of a leaderboard label, e.g. ``GradSamp(K=3, layer)``."""
         inner = [f"{name}={_short(value)}" for name, value in fields.items() if name != cls.NAME]
-        return f"{cls.NAME}({', '.join([str(fields[cls.NAME]), *inner])})"
+        switch = fields[cls.NAME]
+        return f"{cls.NAME}({', '.join(inner if switch is True else [str(switch), *inner])})"
 
     # ------------------------------------------------------------------ run level
     def setup(self, algorithm: nn.Module, device: torch.device) -> None:

@@ -90,15 +90,17 @@ def plan_sweep(
 
 
 def check_train_flags(jobs: list[SweepJob], sweep_file: str | Path) -> None:
-    """Refuse a sweep whose jobs ``dgsamp train`` would reject (an unknown flag, a bad value)."""
-    from dgsamp.cli import build_train_parser, load_plugins
+    """Refuse a sweep any of whose jobs ``dgsamp train`` would reject (an unknown flag, a bad
+    value, a flag without effect, an impossible schedule), before any job starts: every job
+    goes through the same ``parse_run_config`` as ``dgsamp train``."""
+    from dgsamp.cli import load_plugins
+    from dgsamp.training.config import parse_run_config
 
     for job in jobs:  # plugin files named by the jobs register their hparam flags first
         load_plugins(job.argv)
-    parser = build_train_parser()
     for job in jobs:
         try:
-            parser.parse_args(list(job.argv))
+            parse_run_config(list(job.argv))
         except UserError as error:
             raise UserError(f"{sweep_file}: job {' '.join(job.argv)} is rejected by dgsamp train: {error}") from None
 

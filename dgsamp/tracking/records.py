@@ -1,14 +1,19 @@
 """One results.jsonl line per epoch, and the run's summary.
 
 A record holds DomainBed's keys (``epoch``, ``step``, ``env{i}_in_acc``, ``env{i}_out_acc``,
-``args``, ``hparams``), the epoch's mean losses, and the energy accounting: ``epoch_kind``,
-``ssprop_keep``, measured ``train_energy_J``/``eval_energy_J`` (None when unmeasured),
-counted ``train_flops``, seconds, and running totals. See docs/results-format.md.
+``args``, ``hparams``), the epoch's mean losses, the fields the training modes add (e.g.
+``ssprop_keep``), and the energy accounting: ``epoch_kind``, measured
+``train_energy_J``/``eval_energy_J`` (None when unmeasured), counted ``train_flops``,
+seconds, and running totals. Key names: :mod:`dgsamp.tracking.schema`; see
+docs/results-format.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from dgsamp.leaderboard.selection import best_training_domain_record
+from dgsamp.tracking import schema as k
 
 
 def make_record(
@@ -19,7 +24,8 @@ def make_record(
     step: int,
     test_envs: list[int],
     kind: str,
-    keep: float,
+    epoch_kinds: tuple[str, ...],
+    mode_fields: dict[str, Any],
     losses: dict[str, float],
     flops: int,
     accuracies: dict[str, float],
@@ -30,62 +36,60 @@ def make_record(
     eval_seconds: float,
     epoch_seconds: float,
 ) -> dict[str, Any]:
-    """The record of one finished epoch; ``previous`` is the last record (None at epoch 1)."""
+    """The record of one finished epoch; ``previous`` is the last record (None at epoch 1).
+
+    ``epoch_kinds``: every kind of epoch a registered mode can plan besides backprop (each
+    gets a running ``<kind>_epochs`` count); ``mode_fields``: what the modes add.
+    """
     previous = previous or {}
-    cum_energy = previous.get("cum_train_energy_J", 0.0) if previous else 0.0
+    cum_energy = previous.get(k.CUM_TRAIN_ENERGY_J, 0.0) if previous else 0.0
     cum_energy = None if train_joules is None or cum_energy is None else cum_energy + train_joules
     return {
         **base,
-        "epoch": epoch,
-        "step": step,
+        k.EPOCH: epoch,
+        k.STEP: step,
         **accuracies,
-        "ood_acc": sum(accuracies[f"env{i}_in_acc"] for i in test_envs) / len(test_envs),
+        k.OOD_ACC: k.mean_test_accuracy(accuracies, test_envs),
         **losses,
-        "epoch_kind": kind,
-        "ssprop_keep": keep if kind == "backprop" else None,
-        "train_energy_J": train_joules,
-        "eval_energy_J": eval_joules,
-        "energy_source": energy_source,
-        "train_flops": flops,
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "epoch_seconds": epoch_seconds,
-        "cum_train_energy_J": cum_energy,
-        "cum_train_flops": previous.get("cum_train_flops", 0) + flops,
-        "backprop_epochs": previous.get("backprop_epochs", 0) + (kind == "backprop"),
-        "gradsamp_epochs": previous.get("gradsamp_epochs", 0) + (kind == "gradsamp"),
+        k.EPOCH_KIND: kind,
+        **mode_fields,
+        k.TRAIN_ENERGY_J: train_joules,
+        k.EVAL_ENERGY_J: eval_joules,
+        k.ENERGY_SOURCE: energy_source,
+        k.TRAIN_FLOPS: flops,
+        k.TRAIN_SECONDS: train_seconds,
+        k.EVAL_SECONDS: eval_seconds,
+        k.EPOCH_SECONDS: epoch_seconds,
+        k.CUM_TRAIN_ENERGY_J: cum_energy,
+        k.CUM_TRAIN_FLOPS: previous.get(k.CUM_TRAIN_FLOPS, 0) + flops,
+        **{k.epochs_of_kind(name): previous.get(k.epochs_of_kind(name), 0) + (kind == name)
+           for name in (k.BACKPROP, *epoch_kinds)},
     }
 
 
 def summarize(records: list[dict[str, Any]], job_id: str, test_envs: list[int]) -> dict[str, Any]:
     """Totals over the run (summary.json and the W&B summary)."""
     last = records[-1]
-    eval_energy = [r["eval_energy_J"] for r in records]
+    eval_energy = [r[k.EVAL_ENERGY_J] for r in records]
     return {
-        "job_id": job_id,
-        "epochs": last["epoch"],
-        "final_ood_acc": last["ood_acc"],
-        "selected_ood_acc": selected_ood_acc(records, test_envs),
-        "total_train_energy_J": last["cum_train_energy_J"],
-        "total_eval_energy_J": None if None in eval_energy else sum(eval_energy),
-        "energy_source": last["energy_source"],
-        "total_train_flops": last["cum_train_flops"],
-        "backprop_epochs": last["backprop_epochs"],
-        "gradsamp_epochs": last["gradsamp_epochs"],
-        "weights": last.get("weights"),
-        "train_seconds": sum(r["train_seconds"] for r in records),
-        "wall_seconds": sum(r["epoch_seconds"] for r in records),
+        k.JOB_ID: job_id,
+        k.EPOCHS: last[k.EPOCH],
+        k.FINAL_OOD_ACC: last[k.OOD_ACC],
+        k.SELECTED_OOD_ACC: selected_ood_acc(records, test_envs),
+        k.TOTAL_TRAIN_ENERGY_J: last[k.CUM_TRAIN_ENERGY_J],
+        k.TOTAL_EVAL_ENERGY_J: None if None in eval_energy else sum(eval_energy),
+        k.ENERGY_SOURCE: last[k.ENERGY_SOURCE],
+        k.TOTAL_TRAIN_FLOPS: last[k.CUM_TRAIN_FLOPS],
+        **k.epoch_counters(last),
+        k.WEIGHTS: last.get(k.WEIGHTS),
+        k.TRAIN_SECONDS: sum(r[k.TRAIN_SECONDS] for r in records),
+        k.WALL_SECONDS: sum(r[k.EPOCH_SECONDS] for r in records),
     }
 
 
 def selected_ood_acc(records: list[dict[str, Any]], test_envs: list[int]) -> float:
-    """OOD accuracy at the epoch with the best training-domain validation accuracy (mean
-    out-split accuracy of the training domains; the earliest epoch wins a tie) — DomainBed's
-    default rule applied within one run."""
-    num_envs = sum(1 for key in records[0] if key.startswith("env") and key.endswith("_out_acc"))
-    train_envs = [i for i in range(num_envs) if i not in test_envs]
-
-    def validation(record: dict[str, Any]) -> float:
-        return sum(record[f"env{i}_out_acc"] for i in train_envs) / len(train_envs)
-
-    return max(records, key=validation)["ood_acc"]
+    """OOD accuracy at the epoch the training-domain validation rule picks (the
+    leaderboard's rule, :func:`~dgsamp.leaderboard.selection.best_training_domain_record`,
+    applied within this one run)."""
+    record, _ = best_training_domain_record(records, test_envs)
+    return record[k.OOD_ACC]

@@ -4,7 +4,8 @@ A run is one directory holding ``results.jsonl`` (one JSON record per evaluation
 when it finished, an empty ``done`` marker. dgsamp and DomainBed write the same keys for
 what the leaderboard needs (``args.{dataset,algorithm,test_envs,hparams_seed,trial_seed}``,
 ``step``, ``env{i}_in_acc``, ``env{i}_out_acc``); dgsamp adds energy and FLOPs fields.
-A DomainBed run has none of them: its energy is unmeasured and GradSamp/ssProp are off.
+A DomainBed run has none of them: its energy is unmeasured and no training mode is on.
+Key names come from :mod:`dgsamp.tracking.schema`.
 
 Like DomainBed's ``collect_results``, every record of every run counts, finished or not;
 a line that is not complete JSON (the torn last line of a run that was killed while
@@ -16,121 +17,143 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.tracking import schema
 
 RESULTS_FILE = "results.jsonl"
 DONE_FILE = "done"
-REQUIRED_ARGS = ("dataset", "algorithm", "test_envs", "hparams_seed", "trial_seed")
+REQUIRED_ARGS = schema.REQUIRED_ARGS
 MNIST_DATASETS = ("ColoredMNIST", "RotatedMNIST")
-DEFAULT_GRADSAMP_WARMUP = 2
+USABLE_KEYS = (schema.STEP, schema.env_in_acc(0), schema.env_out_acc(0))
+
+ModeFields = tuple[tuple[str, Any], ...]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Variant:
-    """What makes two runs different methods: algorithm + GradSamp + ssProp + length.
+    """What makes two runs different methods: algorithm + the training modes that are on
+    + length.
 
-    Fields that do not apply are ``None`` (e.g. ``gradsamp_period`` when GradSamp is
-    off or random), so that equal methods compare equal whatever else the args hold.
+    ``modes`` holds ``(mode name, its variant fields as sorted (option, value) items)`` for
+    every mode that is on, in the modes' registration order; each mode's
+    ``variant_fields`` leaves out the options that do not apply, so equal methods compare
+    equal whatever else the args hold. A mode registered after the runs were written (its
+    flags absent from their args) is off.
     """
 
     algorithm: str
-    gradsamp: str = "off"
-    gradsamp_period: int | None = None
-    gradsamp_prob: float | None = None
-    gradsamp_warmup: int | None = None
-    gradsamp_dist: str | None = None
-    gradsamp_scale: float | None = None
-    gradsamp_allow_consecutive: bool | None = None
-    ssprop: str = "off"
-    ssprop_keep: float | None = None
-    ssprop_keep_min: float | None = None
-    ssprop_warmup: int | None = None
-    ssprop_interleave: bool | None = None
+    modes: tuple[tuple[str, ModeFields], ...] = ()
     epochs: int | None = None
 
     @property
-    def uses_gradsamp(self) -> bool:
-        return self.gradsamp != "off"
-
-    @property
-    def uses_ssprop(self) -> bool:
-        return self.ssprop != "off"
-
-    @property
     def is_plain(self) -> bool:
-        """Plain backprop: neither GradSamp nor ssProp."""
-        return not self.uses_gradsamp and not self.uses_ssprop
+        """Plain backprop: no training mode on."""
+        return not self.modes
 
     @property
-    def is_skip_control(self) -> bool:
-        return self.uses_gradsamp and self.gradsamp_dist == "skip"
+    def mode_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.modes)
+
+    def mode(self, name: str) -> dict[str, Any] | None:
+        """The variant fields of mode ``name`` (in the order the mode declares its
+        options), or None when the mode is off."""
+        for mode_name, items in self.modes:
+            if mode_name == name:
+                fields = dict(items)
+                cls = mode_class(name)
+                declared = [option for option in cls.OPTIONS if option in fields] if cls else []
+                return {option: fields[option]
+                        for option in [*declared, *sorted(set(fields) - set(declared))]}
+        return None
+
+    def with_mode(self, name: str, fields: Mapping[str, Any] | None) -> Variant:
+        """A copy with mode ``name`` set to ``fields`` (None or empty: switched off)."""
+        modes = {mode_name: dict(items) for mode_name, items in self.modes}
+        modes.pop(name, None)
+        if fields:
+            modes[name] = dict(fields)
+        return replace(self, modes=_mode_items(modes))
 
     def base_label(self) -> str:
-        """Human label without the length, e.g. ``ERM + GradSamp(K=3, layer)``."""
+        """Human label without the length, e.g. ``ERM + GradSamp(K=3, layer)``: the
+        algorithm, then each mode's ``variant_label``."""
         parts = [self.algorithm]
-        if self.uses_gradsamp:
-            if self.gradsamp == "periodic":
-                schedule = f"K={_num(self.gradsamp_period)}"
-            elif self.gradsamp == "random":
-                schedule = f"p={_num(self.gradsamp_prob)}"
+        for name in self.mode_names:
+            cls, fields = mode_class(name), self.mode(name) or {}
+            if cls is not None:
+                parts.append(cls.variant_label(fields))
             else:
-                schedule = self.gradsamp
-            inner = [schedule, str(self.gradsamp_dist)]
-            if self.gradsamp_scale not in (None, 1, 1.0):
-                inner.append(f"s={_num(self.gradsamp_scale)}")
-            if self.gradsamp_warmup not in (None, DEFAULT_GRADSAMP_WARMUP):
-                inner.append(f"warmup={self.gradsamp_warmup}")
-            if self.gradsamp_allow_consecutive:
-                inner.append("consecutive")
-            parts.append(f"GradSamp({', '.join(inner)})")
-        if self.uses_ssprop:
-            keep = _num(self.ssprop_keep)
-            if self.ssprop_keep_min is not None:
-                keep = f"{keep}→{_num(self.ssprop_keep_min)}"
-            inner = [self.ssprop, f"keep={keep}"]
-            if self.ssprop_warmup:
-                inner.append(f"warmup={self.ssprop_warmup}")
-            if self.ssprop_interleave:
-                inner.append("interleave")
-            parts.append(f"ssProp({', '.join(inner)})")
+                parts.append(f"{name}({', '.join(f'{k}={v}' for k, v in fields.items())})")
         return " + ".join(parts)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Flat fields: algorithm, every registered mode's options, epochs.
 
-def _num(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        An option of a mode that is off is null (its switch reads its default, e.g.
+        ``"off"``); an option that does not apply to a mode that is on is null, or false
+        for a boolean flag (a flag without effect is not set).
+        """
+        flat: dict[str, Any] = {schema.ARG_ALGORITHM: self.algorithm}
+        names = registered_modes()
+        for name in names:
+            cls, fields = mode_class(name), self.mode(name)
+            for option_name, option in cls.OPTIONS.items():
+                if fields is None:
+                    value = option.default if option_name == name else None
+                elif option_name in fields:
+                    value = fields[option_name]
+                else:
+                    value = False if isinstance(option.default, bool) else None
+                flat[option_name] = value
+        for name in self.mode_names:
+            if name not in names:
+                flat.update(self.mode(name) or {})
+        flat[schema.ARG_EPOCHS] = self.epochs
+        return flat
 
 
-def variant_from_args(args: dict[str, Any]) -> Variant:
-    """The :class:`Variant` of a run from its ``args`` (DomainBed args give a plain one)."""
-    gradsamp = str(args.get("gradsamp") or "off")
-    ssprop = str(args.get("ssprop") or "off")
-    fields: dict[str, Any] = {"algorithm": str(args["algorithm"]), "gradsamp": gradsamp,
-                              "ssprop": ssprop, "epochs": args.get("epochs")}
-    if gradsamp != "off":
-        dist = str(args.get("gradsamp_dist") or "layer")
-        fields.update(
-            gradsamp_period=args.get("gradsamp_period") if gradsamp == "periodic" else None,
-            gradsamp_prob=args.get("gradsamp_prob") if gradsamp == "random" else None,
-            gradsamp_warmup=args.get("gradsamp_warmup"),
-            gradsamp_dist=dist,
-            gradsamp_scale=args.get("gradsamp_scale") if dist == "element" else None,
-            gradsamp_allow_consecutive=bool(args.get("gradsamp_allow_consecutive")),
-        )
-    if ssprop != "off":
-        fields.update(
-            ssprop_keep=args.get("ssprop_keep"),
-            ssprop_keep_min=None if ssprop == "constant" else args.get("ssprop_keep_min"),
-            ssprop_warmup=args.get("ssprop_warmup") or 0,
-            ssprop_interleave=bool(args.get("ssprop_interleave")),
-        )
-    return Variant(**fields)
+def registered_modes() -> list[str]:
+    """Names of the registered training modes, in registration order."""
+    from dgsamp.registry import MODES
+
+    return MODES.in_registration_order()
+
+
+def mode_class(name: str) -> Any:
+    """The registered TrainingMode class ``name``, or None."""
+    from dgsamp.registry import MODES
+
+    return MODES.get(name) if name in MODES else None
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` made hashable (lists become tuples, dicts sorted item tuples)."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    return value
+
+
+def _mode_items(modes: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, ModeFields], ...]:
+    """``{mode: fields}`` as Variant.modes: registration order, unknown modes last."""
+    order = registered_modes()
+    names = sorted(modes, key=lambda name: (name not in order,
+                                            order.index(name) if name in order else 0, name))
+    return tuple((name, tuple(sorted((key, _frozen(value)) for key, value in modes[name].items())))
+                 for name in names if modes[name])
+
+
+def variant_from_args(args: Mapping[str, Any]) -> Variant:
+    """The :class:`Variant` of a run from its ``args``: each registered mode's
+    ``variant_fields`` (DomainBed args, without mode flags, give a plain one)."""
+    modes = {name: mode_class(name).variant_fields(args) for name in registered_modes()}
+    return Variant(str(args[schema.ARG_ALGORITHM]), _mode_items(modes), args.get(schema.ARG_EPOCHS))
 
 
 @dataclass(frozen=True)
@@ -146,25 +169,25 @@ class Run:
 
     @property
     def dataset(self) -> str:
-        return str(self.args["dataset"])
+        return str(self.args[schema.ARG_DATASET])
 
     @property
     def test_envs(self) -> tuple[int, ...]:
-        return tuple(int(env) for env in self.args["test_envs"])
+        return tuple(int(env) for env in self.args[schema.ARG_TEST_ENVS])
 
     @property
     def hparams_seed(self) -> int:
-        return int(self.args["hparams_seed"])
+        return int(self.args[schema.ARG_HPARAMS_SEED])
 
     @property
     def trial_seed(self) -> int:
-        return int(self.args["trial_seed"])
+        return int(self.args[schema.ARG_TRIAL_SEED])
 
     @property
     def task(self) -> str:
-        return str(self.args.get("task") or "domain_generalization")
+        return str(self.args.get(schema.ARG_TASK) or "domain_generalization")
 
-    @property
+    @functools.cached_property
     def variant(self) -> Variant:
         return variant_from_args(self.args)
 
@@ -172,8 +195,8 @@ class Run:
     def backbone(self) -> str:
         """dgsamp's ``args.backbone`` (None: the dataset's default); for DomainBed, the
         network its hparams imply (ResNet-50, ResNet-18 or its MNIST CNN)."""
-        if self.args.get("backbone"):
-            return str(self.args["backbone"])
+        if self.args.get(schema.ARG_BACKBONE):
+            return str(self.args[schema.ARG_BACKBONE])
         if self.source != "domainbed":
             return default_backbone(self.dataset)
         if self.dataset in MNIST_DATASETS:
@@ -183,7 +206,7 @@ class Run:
     @property
     def num_envs(self) -> int:
         """Number of domains: consecutive ``env{i}_out_acc`` keys in the first record."""
-        return count_envs(self.records[0])
+        return schema.count_envs(self.records[0])
 
     @property
     def last(self) -> dict[str, Any]:
@@ -192,15 +215,15 @@ class Run:
     @property
     def total_train_energy_J(self) -> float | None:
         """Training energy of the whole run (cumulative at its last record); None if unmeasured."""
-        return _finite_or_none(self.last.get("cum_train_energy_J"))
+        return _finite_or_none(self.last.get(schema.CUM_TRAIN_ENERGY_J))
 
     @property
     def total_train_flops(self) -> float | None:
-        return _finite_or_none(self.last.get("cum_train_flops"))
+        return _finite_or_none(self.last.get(schema.CUM_TRAIN_FLOPS))
 
     @property
     def backprop_epochs(self) -> int | None:
-        value = self.last.get("backprop_epochs")
+        value = self.last.get(schema.BACKPROP_EPOCHS)
         return None if value is None else int(value)
 
 
@@ -223,13 +246,6 @@ def _finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def count_envs(record: dict[str, Any]) -> int:
-    count = 0
-    while f"env{count}_out_acc" in record:
-        count += 1
-    return count
 
 
 @dataclass
@@ -274,7 +290,7 @@ def run_from_records(
     if not records:
         warnings.append(f"{path}: no records; run skipped")
         return None
-    args = records[0].get("args")
+    args = records[0].get(schema.ARGS)
     if not isinstance(args, dict):
         warnings.append(f"{path}: first record has no 'args'; run skipped")
         return None
@@ -284,15 +300,15 @@ def run_from_records(
         return None
     usable = []
     for record in records:
-        if "step" in record and "env0_in_acc" in record and "env0_out_acc" in record:
+        if all(key in record for key in USABLE_KEYS):
             usable.append(record)
     if not usable:
         warnings.append(f"{path}: no record has step/env0_in_acc/env0_out_acc; run skipped")
         return None
     if not source:
-        source = "dgsamp" if "cum_train_flops" in usable[0] or "epoch_kind" in usable[0] \
-            else "domainbed"
-    hparams = records[0].get("hparams") or {}
+        dgsamp_keys = (schema.CUM_TRAIN_FLOPS, schema.EPOCH_KIND)
+        source = "dgsamp" if any(key in usable[0] for key in dgsamp_keys) else "domainbed"
+    hparams = records[0].get(schema.HPARAMS) or {}
     return Run(path, args, hparams, tuple(usable), done, source)
 
 
@@ -358,11 +374,11 @@ def load_wandb_runs(project: str, api: Any = None) -> RunSet:
         raise UserError(f"cannot list W&B project '{project}': {error}") from error
     for wandb_run in wandb_runs:
         config = dict(wandb_run.config)
-        hparams = config.pop("hparams", {}) or {}
+        hparams = config.pop(schema.HPARAMS, {}) or {}
         records = []
         for row in wandb_run.scan_history():
-            if "env0_in_acc" in row and "step" in row:
-                records.append({**row, "args": config, "hparams": hparams})
+            if schema.env_in_acc(0) in row and schema.STEP in row:
+                records.append({**row, schema.ARGS: config, schema.HPARAMS: hparams})
         done = getattr(wandb_run, "state", "") == "finished"
         run = run_from_records(f"wandb:{project}/{wandb_run.id}", records, done,
                                result.warnings, source="wandb")

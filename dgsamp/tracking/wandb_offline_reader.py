@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.tracking.wandb_sink import RUN_ID_FILE, WANDB_DIR
 
 FILE_HEADER = struct.Struct("<4sHB")
 FILE_IDENT, FILE_MAGIC, FILE_VERSION = b":W&B", 0xBEE1, 0
@@ -130,8 +131,8 @@ def read_wandb_file(path: Path, into: OfflineRun | None = None) -> OfflineRun:
 def read_offline_run(run_dir: str | Path) -> OfflineRun:
     """The offline W&B run of a dgsamp run directory, all restarts of it merged in order."""
     run_dir = Path(run_dir)
-    wandb_dir = run_dir / "wandb"
-    stored_id = wandb_dir / "dgsamp_run_id"
+    wandb_dir = run_dir / WANDB_DIR
+    stored_id = wandb_dir / RUN_ID_FILE
     run_id = stored_id.read_text().strip() if stored_id.exists() else None
     directories = [d for d in wandb_dir.glob("offline-run-*") if _offline_dir_key(d, run_id)]
     directories.sort(key=lambda d: _offline_dir_key(d, run_id))

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from dgsamp import __version__
+from dgsamp.tracking import schema
 from dgsamp.utils.atomic import atomic_write_text
 
 MODES = ("disabled", "offline", "online")
-RUN_ID_FILE = "dgsamp_run_id"
-STRING_METRICS = ("epoch_kind", "energy_source")
+WANDB_DIR = "wandb"  # under the run directory
+RUN_ID_FILE = "dgsamp_run_id"  # under WANDB_DIR
 
 
 def run_metadata() -> dict[str, Any]:
@@ -62,17 +63,23 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
     """The W&B history row of one results.jsonl record.
 
     Every int/float metric (bools as 0/1; nulls left out, so a GradSamp epoch has no loss),
-    the string fields ``epoch_kind`` and ``energy_source``, and ``is_gradsamp_epoch`` (0/1)
-    for plotting; nested ``args``/``hparams`` go to the config, not the history.
+    every string field (``epoch_kind``, ``energy_source``, a training mode's own fields) but
+    the backbone's ``weights`` (in the config), and, for every kind of epoch
+    besides backprop that the record counts (``<kind>_epochs``), ``is_<kind>_epoch`` (0/1,
+    e.g. ``is_gradsamp_epoch``) for plotting; nested ``args``/``hparams`` go to the config,
+    not the history.
     """
     row: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, bool):
             row[key] = int(value)
-        elif isinstance(value, int | float) or (key in STRING_METRICS and isinstance(value, str)):
+        elif isinstance(value, int | float) or (isinstance(value, str) and key != schema.WEIGHTS):
             row[key] = value
-    if "epoch_kind" in record:
-        row["is_gradsamp_epoch"] = int(record["epoch_kind"] == "gradsamp")
+    if schema.EPOCH_KIND in record:
+        for counter in schema.epoch_counters(record):
+            kind = schema.kind_of_counter(counter)
+            if kind != schema.BACKPROP:
+                row[schema.is_kind_epoch(kind)] = int(record[schema.EPOCH_KIND] == kind)
     return row
 
 
@@ -103,14 +110,14 @@ class WandbSink:
 
     @property
     def wandb_dir(self) -> Path:
-        return self.run_dir / "wandb"
+        return self.run_dir / WANDB_DIR
 
     def _start(self, project, entity, group, tags, config, job_id):
         import wandb
 
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         run_id = self._run_id()
-        full_config = {**run_metadata(), **config, "job_id": job_id}
+        full_config = {**run_metadata(), **config, schema.JOB_ID: job_id}
         run = wandb.init(
             mode=self.mode, project=project, entity=entity, group=group, tags=list(tags) or None,
             config=full_config, dir=str(self.run_dir), id=run_id, resume="allow",
@@ -135,7 +142,7 @@ class WandbSink:
         if not self.active:
             return
         with self._guard("could not log an epoch to W&B"):
-            self.run.log(history_row(record), step=int(record["epoch"]), commit=True)
+            self.run.log(history_row(record), step=int(record[schema.EPOCH]), commit=True)
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write ``summary`` into the run summary and close the run (uploads, online)."""

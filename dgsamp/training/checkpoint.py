@@ -1,9 +1,11 @@
 """End-of-epoch checkpoints: everything needed to continue a run as if it never stopped.
 
-A checkpoint is one ``torch.save`` dict written atomically (``dgsamp.utils.atomic``): model and
-optimizer states (with their param groups, so the LR schedule's ``initial_lr`` and current
-``lr``), every RNG state, the batch samplers' positions, GradSamp snapshots, the epoch and
-step counters, and the result records so far (which carry the energy and FLOP totals).
+A checkpoint is one ``torch.save`` dict written atomically (``dgsamp.utils.atomic``):
+``{"format", "job_id", "device_type", "epoch", "parts"}`` where ``parts`` is the trainer's
+state map (``dgsamp.training.state``): model and optimizer states (with their param groups,
+so the LR schedule's ``initial_lr`` and current ``lr``), every RNG state, the batch
+samplers' positions, each training mode's state, the epoch and step counters, and the
+result records so far (which carry the energy and FLOP totals).
 ``results.jsonl`` is rewritten from those records on resume, so a kill between the two
 writes never duplicates or loses a line.
 """
@@ -11,12 +13,10 @@ writes never duplicates or loses a line.
 from __future__ import annotations
 
 import pickle
-import random
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from dgsamp.errors import UserError
@@ -50,21 +50,3 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
             f"{path} is unreadable ({type(error).__name__}: {reason}); pass --no_resume to move "
             "this run aside and start over"
         ) from None
-
-
-def global_rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch CPU and CUDA generator states."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,4 +1,4 @@
-"""The ``dgsamp train`` flags: run settings, energy-saving modes, tracking, one flag per hparam.
+"""The ``dgsamp train`` flags: run settings, each training mode's options, tracking, one flag per hparam.
 
 Flags use DomainBed's underscore style and accept ``--name=value`` (the form W&B's
 ``${args}`` macro writes). Hyperparameter flags default to None ("not overridden"): the
@@ -13,10 +13,8 @@ from dgsamp.backbones.factory import PRETRAINED_CHOICES
 from dgsamp.data.splits import TASKS
 from dgsamp.hparams import COMMON_HPARAMS, HParam, hparam_specs
 from dgsamp.metering.energy import ENERGY_SOURCES
-from dgsamp.modes.gradsamp.sampler import GRADSAMP_DISTS
-from dgsamp.modes.gradsamp.schedule import GRADSAMP_MODES
-from dgsamp.modes.ssprop.schedule import SSPROP_KINDS
-from dgsamp.registry import ALGORITHMS
+from dgsamp.modes.base import TrainingMode
+from dgsamp.registry import ALGORITHMS, MODES
 
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -73,26 +71,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     system.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                         help="tqdm bar on a terminal (auto) or plain log lines")
 
-    gradsamp = parser.add_argument_group("GradSamp (arXiv 2406.07332)")
-    gradsamp.add_argument("--gradsamp", choices=GRADSAMP_MODES, default="off",
-                          help="which epochs skip backprop and sample the update instead")
-    gradsamp.add_argument("--gradsamp_period", type=int, default=3, help="periodic: every K-th epoch is sampled")
-    gradsamp.add_argument("--gradsamp_prob", type=float, default=0.3, help="random: probability an epoch is sampled")
-    gradsamp.add_argument("--gradsamp_warmup", type=int, default=2, help="first W epochs always backprop (>= 2)")
-    gradsamp.add_argument("--gradsamp_dist", choices=GRADSAMP_DISTS, default="layer",
-                          help="layer: N(mean, std) of the last change per tensor; element: N(delta_i, "
-                          "(s*|delta_i|)^2); skip: leave parameters unchanged (equal-compute control)")
-    gradsamp.add_argument("--gradsamp_scale", type=float, default=1.0, help="element: the s above")
-    gradsamp.add_argument("--gradsamp_allow_consecutive", action="store_true",
-                          help="allow two sampled epochs in a row")
-
-    ssprop = parser.add_argument_group("ssProp (arXiv 2408.12561)")
-    ssprop.add_argument("--ssprop", choices=SSPROP_KINDS, default="off",
-                        help="schedule of the fraction of conv output channels that get gradients")
-    ssprop.add_argument("--ssprop_keep", type=float, default=0.2, help="keep rate (start of the schedule)")
-    ssprop.add_argument("--ssprop_keep_min", type=float, default=0.2, help="keep rate at the end of the schedule")
-    ssprop.add_argument("--ssprop_warmup", type=int, default=0, help="first epochs dense")
-    ssprop.add_argument("--ssprop_interleave", action="store_true", help="alternate dense and sparse epochs")
+    for name in MODES.in_registration_order():
+        add_mode_arguments(parser, MODES.get(name))
 
     tracking = parser.add_argument_group("energy and tracking")
     tracking.add_argument("--energy", choices=ENERGY_SOURCES, default="auto",
@@ -109,6 +89,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     for name, spec in sorted(all_hparam_specs().items()):
         group.add_argument(f"--{name}", type=_flag_type(spec), default=None, metavar=spec.type.__name__.upper(),
                            help=f"{spec.help} (default {spec.default!r})")
+
+
+def add_mode_arguments(parser: argparse.ArgumentParser, mode: type[TrainingMode]) -> None:
+    """A training mode's flags, from its declared options. Unset flags parse to None so
+    that RunConfig can tell a default from a value given on purpose."""
+    doc = (mode.__doc__ or mode.NAME).strip().splitlines()[0].rstrip(".")
+    group = parser.add_argument_group(f"training mode {mode.NAME}: {doc}")
+    for name, option in mode.OPTIONS.items():
+        help_text = f"{option.help} (default {option.default!r})"
+        if option.value_type is bool:
+            group.add_argument(f"--{name}", action="store_true", default=None, help=help_text)
+        else:
+            group.add_argument(f"--{name}", type=option.value_type, choices=option.choices, default=None,
+                               metavar=None if option.choices else option.value_type.__name__.upper(),
+                               help=help_text)
+
+
+def mode_option_names() -> set[str]:
+    """Every flag declared by a registered training mode."""
+    return {option for name in MODES.in_registration_order() for option in MODES.get(name).OPTIONS}
 
 
 def all_hparam_specs() -> dict[str, HParam]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dgsamp.tracking import schema as k
+
 
 class Progress:
     def __init__(self, style: str, epochs: int, steps_per_epoch: int) -> None:
@@ -20,18 +22,18 @@ class Progress:
 
     def epoch_done(self, record: dict[str, Any]) -> None:
         accuracies = "  ".join(
-            f"{key[:-4]} {record[key]:.3f}" for key in sorted(record) if key.startswith("env") and key.endswith("_acc")
+            f"{key.removesuffix('_acc')} {record[key]:.3f}" for key in sorted(record) if k.is_env_acc(key)
         )
-        energy = record["train_energy_J"]
+        energy = record[k.TRAIN_ENERGY_J]
         energy_text = "n/a" if energy is None else f"{energy:.0f} J"
-        loss = record.get("loss")
+        loss = record.get(k.LOSS)
         loss_text = "" if loss is None else f"loss {loss:.4f}  "
         line = (
-            f"epoch {record['epoch']} [{record['epoch_kind']}]  {loss_text}ood_acc {record['ood_acc']:.4f}  "
-            f"train energy {energy_text}  {record['epoch_seconds']:.1f}s\n    {accuracies}"
+            f"epoch {record[k.EPOCH]} [{record[k.EPOCH_KIND]}]  {loss_text}{k.OOD_ACC} {record[k.OOD_ACC]:.4f}  "
+            f"train energy {energy_text}  {record[k.EPOCH_SECONDS]:.1f}s\n    {accuracies}"
         )
         if self.bar is not None:
-            if record["epoch_kind"] == "gradsamp":
+            if record[k.EPOCH_KIND] != k.BACKPROP:  # no steps ran: the bar jumps the epoch
                 self.bar.update(self.steps_per_epoch)
             self.bar.write(line)
         else:

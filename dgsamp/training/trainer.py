@@ -1,17 +1,17 @@
-"""The common trainer: one loop for every algorithm, dataset, backbone and energy mode.
+"""The common trainer: one loop for every algorithm, dataset, backbone and training mode.
 
     for epoch in 1..E:
-        kind = gradsamp_schedule.kind(epoch)           # "backprop" | "gradsamp"
+        plan = modes' plan of the epoch                 # kind "backprop" | "gradsamp" | ...
         with meter.phase("train"):
-            backprop: S steps of algorithm.update(minibatches, unlabeled)
-            gradsamp: sampler.step()                   # no data, no forward, no backward
-        sampler.record()                               # snapshot theta(epoch)
-        with meter.phase("eval"): accuracy of every domain's in and out split
-        results.jsonl <- record;  checkpoint <- state;  W&B <- record
+            backprop: S steps of algorithm.update(minibatches, unlabeled); modes' after_step
+            other:    the planning mode's run_epoch      # no data (GradSamp's draw)
+        modes' after_epoch
+        with meter.phase("eval"): accuracy of every split, of the model the modes evaluate
+        results.jsonl <- record;  checkpoint <- state map;  W&B <- record
 
-The trainer knows nothing about a specific algorithm, dataset or backbone: all of them
-come through the registry. Inside the step loop nothing waits for the device: losses are
-summed on it and read once per epoch.
+The trainer knows nothing about a specific algorithm, dataset, backbone or mode: all of
+them come through the registry. Inside the step loop nothing waits for the device: losses
+are summed on it and read once per epoch.
 """
 
 from __future__ import annotations
@@ -32,25 +32,19 @@ from dgsamp.data.training_data import DomainBatches, load_training_data
 from dgsamp.errors import UserError
 from dgsamp.metering.energy import EnergyMeter
 from dgsamp.metering.flops import count_flops
-from dgsamp.modes.gradsamp.sampler import GradSampler
-from dgsamp.modes.gradsamp.schedule import GradSampSchedule
-from dgsamp.modes.ssprop.schedule import SSPropSchedule
-from dgsamp.modes.ssprop.sparse_conv import enable_ssprop
-from dgsamp.registry import create_algorithm, create_dataset
+from dgsamp.modes.base import BACKPROP, EpochPlan, RunShape
+from dgsamp.registry import MODES, create_algorithm, create_dataset
 from dgsamp.tracking.records import make_record, summarize
 from dgsamp.tracking.wandb_sink import WandbSink
-from dgsamp.training.checkpoint import (
-    global_rng_state,
-    load_checkpoint,
-    save_checkpoint,
-    set_global_rng_state,
-)
+from dgsamp.training import state as trainer_state
+from dgsamp.training.checkpoint import save_checkpoint
 from dgsamp.training.config import RunConfig
 from dgsamp.training.crashpoints import pause_here
 from dgsamp.training.device import configure_backends, resolve_device
 from dgsamp.training.evaluation import evaluate
+from dgsamp.training.memory import check_batch_fits
 from dgsamp.training.progress import Progress
-from dgsamp.training.run_dir import prepare_run_dir
+from dgsamp.training.run_dir import ExistingRun, open_run_dir, prepare_run_dir
 from dgsamp.utils.atomic import (
     atomic_write,
     atomic_write_json,
@@ -67,23 +61,15 @@ class NonFiniteLoss(UserError):
 class Trainer:
     """Builds the run from a RunConfig and trains it; ``run()`` returns the summary."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, existing: ExistingRun | None = None) -> None:
         self.config = config
-        # Everything that can refuse the flags runs before the run directory is touched.
+        # Everything that can refuse the run happens before the run directory is touched.
+        self.existing = existing or open_run_dir(config.output_dir, config.job_id, config.no_resume)
         self.device = resolve_device(config.device)
         if config.precision == "bf16" and self.device.type != "cuda":
             raise UserError("--precision bf16 needs a CUDA device; use --precision fp32 on the CPU")
         configure_backends(self.device, config.deterministic)
-        self.gradsamp_schedule = GradSampSchedule(
-            config.gradsamp, config.gradsamp_period, config.gradsamp_prob, config.gradsamp_warmup,
-            config.gradsamp_allow_consecutive, config.seed,
-        )
-        self.ssprop_schedule = SSPropSchedule(
-            config.ssprop, config.ssprop_keep, config.ssprop_keep_min, config.ssprop_warmup,
-            config.ssprop_interleave, config.epochs,
-        )
         self.meter = EnergyMeter(config.energy, [self.device])
-        self.run_dir = prepare_run_dir(config.output_dir, config.no_resume)
         seed_everything(config.seed)
 
         dataset = create_dataset(config.dataset, config.data_dir)
@@ -94,14 +80,13 @@ class Trainer:
         on_gpu = config.data_cache == "gpu" or (config.data_cache == "auto" and self.device.type == "cuda")
         data_device = self.device if on_gpu else torch.device("cpu")
         self.data = load_training_data(
-            dataset, config.test_envs, config.holdout_fraction, config.trial_seed, config.task,
+            dataset, list(config.test_envs), config.holdout_fraction, config.trial_seed, config.task,
             self.backbone.resolution if dataset.IS_IMAGE else None, data_device, config.num_workers or 1,
         )
-        self.num_domains = len(self.data.train)
         with self.device:  # parameters and optimizers are born on the device (fused Adam on CUDA)
             self.algorithm = create_algorithm(
                 config.algorithm, self.backbone.featurizer.to(self.device), dataset.num_classes,
-                self.num_domains, dict(config.hparams),
+                len(self.data.train), dict(config.hparams),
             )
         memory_format = torch.contiguous_format
         if self.device.type == "cuda" and dataset.IS_IMAGE:
@@ -109,12 +94,6 @@ class Trainer:
             self.algorithm.to(memory_format=memory_format)
         if config.compile:
             self.algorithm.featurizer.compile()
-        self.ssprop = enable_ssprop(self.algorithm.featurizer) if config.ssprop != "off" else None
-        trainable = [p for p in self.algorithm.parameters() if p.requires_grad]
-        self.sampler = (
-            GradSampler(trainable, config.gradsamp_dist, config.gradsamp_scale)
-            if config.gradsamp != "off" else None
-        )
         augment = bool(config.hparams["data_augmentation"])
         mean, std, side = self.backbone.mean, self.backbone.std, self.backbone.resolution
         self.train_transform = make_batch_transform(dataset.IS_IMAGE, mean, std, augment, side, memory_format)
@@ -123,22 +102,29 @@ class Trainer:
         batch_size = int(config.hparams["batch_size"])
         self.steps_per_epoch = config.steps_per_epoch or self.data.steps_per_epoch(batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
-        # Batches are drawn where the data lives; augmentation and GradSamp run on the device.
+        # Batches are drawn where the data lives; augmentation runs on the device.
         self.generators = {
             "batches": torch.Generator(data_device).manual_seed(seed_hash(config.seed, "batches")),
             "augment": torch.Generator(self.device).manual_seed(seed_hash(config.seed, "augment")),
-            "gradsamp": torch.Generator(self.device).manual_seed(seed_hash(config.seed, "gradsamp")),
         }
         self.train_batches = [DomainBatches(d, batch_size, self.generators["batches"]) for d in self.data.train]
-        # Algorithms that ignore target data (ADAPTS_TO_UNLABELED unset) are not fed any.
-        adapts = getattr(self.algorithm, "ADAPTS_TO_UNLABELED", False)
+        adapts = self.algorithm.ADAPTS_TO_UNLABELED  # the others are not fed target data
         self.unlabeled_batches = [
             DomainBatches(d, batch_size, self.generators["batches"]) for d in self.data.unlabeled if adapts
         ]
+        example = self.eval_transform(self.data.train[0].x[:1].to(self.device), None)[0]
+        check_batch_fits(self.algorithm.featurizer, example, batch_size,
+                         len(self.train_batches) + len(self.unlabeled_batches), self.device)
+
+        shape = RunShape(config.epochs, config.seed)
+        self.modes = [MODES.get(name)(config.modes[name], shape) for name in config.active_modes]
+        for mode in self.modes:
+            mode.setup(self.algorithm, self.device)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
         self.records: list[dict[str, Any]] = []
         self.epoch = 0
         self.step = 0
+        self.run_dir = prepare_run_dir(config.output_dir, config.no_resume)
         self.wandb = WandbSink(
             config.wandb, config.wandb_project, config.wandb_entity, config.wandb_group,
             list(config.wandb_tags), self.wandb_config(), self.run_dir, config.job_id,
@@ -154,17 +140,17 @@ class Trainer:
         progress = Progress(self.config.progress, self.config.epochs, self.steps_per_epoch)
         try:
             for epoch in range(self.epoch + 1, self.config.epochs + 1):
-                record = self.run_epoch(epoch, progress)
+                record = self.run_epoch(EpochPlan(epoch), progress)
                 self.records.append(record)
                 self.epoch = epoch
                 atomic_write_jsonl(self.run_dir / "results.jsonl", self.records)
-                save_checkpoint(self.run_dir, self.checkpoint_state())
+                save_checkpoint(self.run_dir, self.checkpoint())
                 self.wandb.log_epoch(record)
                 progress.epoch_done(record)
         finally:
             progress.close()
             self.meter.close()
-        summary = summarize(self.records, self.config.job_id, self.config.test_envs)
+        summary = summarize(self.records, self.config.job_id, list(self.config.test_envs))
         model = {"state_dict": self.algorithm.state_dict(), **self.config.to_dict()}
         atomic_write(self.run_dir / "model.pt", lambda handle: torch.save(model, handle))
         atomic_write_json(self.run_dir / "summary.json", summary)
@@ -173,35 +159,32 @@ class Trainer:
         (self.run_dir / "done").touch()
         return summary
 
-    def run_epoch(self, epoch: int, progress: Progress) -> dict[str, Any]:
-        kind = self.gradsamp_schedule.kind(epoch)
-        keep = self.ssprop_schedule.keep(epoch)
-        if self.ssprop is not None:
-            self.ssprop.set_keep(keep)
+    def run_epoch(self, plan: EpochPlan, progress: Progress) -> dict[str, Any]:
+        for mode in self.modes:
+            mode.plan_epoch(plan)
         start = time.perf_counter()
         with self.meter.phase("train") as train_reading:
-            if kind == "backprop":
+            if plan.kind == BACKPROP:
                 losses, flops = self.train_epoch(progress)
             else:
-                assert self.sampler is not None
-                self.sampler.step(self.generators["gradsamp"])
+                next(m for m in self.modes if plan.owner == m.NAME).run_epoch(self.algorithm, plan)
                 self.step += self.steps_per_epoch  # the LR schedule advances as if the epoch ran
                 losses, flops = {}, 0
-        self.check_finite(epoch, losses)
-        if self.sampler is not None:
-            self.sampler.record()
+        self.check_finite(plan.epoch, losses)
+        for mode in self.modes:
+            mode.after_epoch(self.algorithm, plan)
         with self.meter.phase("eval") as eval_reading:
-            pause_here("eval", epoch, self.run_dir)
-            accuracies = evaluate(self.algorithm, self.data.eval_splits, self.eval_transform,
+            pause_here("eval", plan.epoch, self.run_dir)
+            accuracies = evaluate(self.evaluation_model(), self.data.eval_splits, self.eval_transform,
                                   self.config.eval_batch_size, self.autocast)
         return make_record(
-            base={"args": dict(self.config.args), "hparams": dict(self.config.hparams),
-                  "weights": self.backbone.weights},
-            previous=self.records[-1] if self.records else None, epoch=epoch, step=self.step,
-            test_envs=self.config.test_envs, kind=kind, keep=keep, losses=losses, flops=flops,
-            accuracies=accuracies, train_joules=train_reading.joules, eval_joules=eval_reading.joules,
-            energy_source=self.meter.source, train_seconds=train_reading.seconds,
-            eval_seconds=eval_reading.seconds, epoch_seconds=time.perf_counter() - start,
+            base={"args": self.config.args, "hparams": dict(self.config.hparams), "weights": self.backbone.weights},
+            previous=self.records[-1] if self.records else None, epoch=plan.epoch, step=self.step,
+            test_envs=list(self.config.test_envs), kind=plan.kind, epoch_kinds=self.epoch_kinds(),
+            mode_fields=self.mode_fields(plan), losses=losses, flops=flops, accuracies=accuracies,
+            train_joules=train_reading.joules, eval_joules=eval_reading.joules, energy_source=self.meter.source,
+            train_seconds=train_reading.seconds, eval_seconds=eval_reading.seconds,
+            epoch_seconds=time.perf_counter() - start,
         )
 
     def train_epoch(self, progress: Progress) -> tuple[dict[str, float], int]:
@@ -213,7 +196,7 @@ class Trainer:
         """
         self.algorithm.train()
         sums: dict[str, torch.Tensor] = {}
-        cycle = min(self.steps_per_epoch, max(1, int(getattr(self.algorithm, "flops_cycle", 1))))
+        cycle = min(self.steps_per_epoch, max(1, int(self.algorithm.flops_cycle)))
         counted_flops = 0
         for index in range(self.steps_per_epoch):
             self.apply_lr_schedule()
@@ -227,6 +210,8 @@ class Trainer:
                 value = value.detach().float()
                 sums[name] = sums[name] + value if name in sums else value
             self.step += 1
+            for mode in self.modes:
+                mode.after_step(self.algorithm, self.step)
             progress.step()
             if index == 0:
                 pause_here("train", self.epoch + 1, self.run_dir)
@@ -261,6 +246,25 @@ class Trainer:
                 group.setdefault("initial_lr", group["lr"])
                 group["lr"] = group["initial_lr"] * factor
 
+    def evaluation_model(self) -> torch.nn.Module:
+        model: torch.nn.Module = self.algorithm
+        for mode in self.modes:
+            model = mode.evaluation_model(model)
+        return model
+
+    def epoch_kinds(self) -> tuple[str, ...]:
+        """Every epoch kind a registered mode can plan (each gets a ``<kind>_epochs`` count)."""
+        return tuple(kind for name in MODES.in_registration_order() for kind in MODES.get(name).EPOCH_KINDS)
+
+    def mode_fields(self, plan: EpochPlan) -> dict[str, Any]:
+        """Each registered mode's results fields: its own when on, its 'off' values when off."""
+        active = {mode.NAME: mode for mode in self.modes}
+        fields: dict[str, Any] = {}
+        for name in MODES.in_registration_order():
+            mode = active.get(name)
+            fields.update(mode.record_fields(plan) if mode else MODES.get(name).inactive_record_fields(plan))
+        return fields
+
     def check_finite(self, epoch: int, losses: dict[str, float]) -> None:
         """Stop the run if a mean loss or any parameter is NaN/inf (one host sync per epoch)."""
         bad = [name for name, value in losses.items() if not math.isfinite(value)]
@@ -275,54 +279,41 @@ class Trainer:
         raise NonFiniteLoss(f"{reason}; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}")
 
     # ----------------------------------------------------------------------------- state
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state_parts(self) -> dict[str, trainer_state.Stateful]:
+        """Everything a resumed run needs, by name: the checkpoint is derived from this map."""
         return {
-            "job_id": self.config.job_id,
-            "device_type": self.device.type,
-            "epoch": self.epoch,
-            "step": self.step,
-            "records": self.records,
-            "algorithm": self.algorithm.state_dict(),
-            "optimizers": [optimizer.state_dict() for optimizer in self.algorithm.optimizers()],
-            "rng": global_rng_state(),
-            "generators": {name: g.get_state() for name, g in self.generators.items()},
-            "train_batches": [b.state_dict() for b in self.train_batches],
-            "unlabeled_batches": [b.state_dict() for b in self.unlabeled_batches],
-            "gradsamp": None if self.sampler is None else self.sampler.state_dict(),
+            "loop": self,
+            "algorithm": self.algorithm,
+            "optimizers": trainer_state.Each("optimizers", self.algorithm.optimizers()),
+            "rng": trainer_state.GlobalRNG(),
+            "generators": trainer_state.Generators(self.generators),
+            "train_batches": trainer_state.Each("training domains", self.train_batches),
+            "unlabeled_batches": trainer_state.Each("target domains", self.unlabeled_batches),
+            **{f"mode:{mode.NAME}": mode for mode in self.modes},
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's own counters and the records so far."""
+        return {"epoch": self.epoch, "step": self.step, "records": self.records}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.step, self.records = state["epoch"], state["step"], state["records"]
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"format": trainer_state.FORMAT, "job_id": self.config.job_id, "device_type": self.device.type,
+                "epoch": self.epoch, "parts": trainer_state.save_parts(self.state_parts())}
 
     def resume(self) -> None:
         """Continue from the last complete epoch if this run directory holds a checkpoint."""
         remove_stale_temp_files(self.run_dir)  # half-written files of a killed process
-        state = load_checkpoint(self.run_dir)
-        if state is None:
+        if self.existing.checkpoint is None:
             return
-        if state["job_id"] != self.config.job_id:
+        checkpoint = trainer_state.upgrade(self.existing.checkpoint, self.config.active_modes)
+        if checkpoint.get("device_type") not in (None, self.device.type):
             raise UserError(
-                f"{self.run_dir} holds a checkpoint of a different run; pick another --output_dir "
-                "or pass --no_resume to move it aside"
-            )
-        if state.get("device_type", self.device.type) != self.device.type:
-            raise UserError(
-                f"{self.run_dir} was checkpointed on {state['device_type']}; resume it on the same kind of "
+                f"{self.run_dir} was checkpointed on {checkpoint['device_type']}; resume it on the same kind of "
                 "device (--device) or pass --no_resume to start over"
             )
-        optimizers = self.algorithm.optimizers()
-        if len(optimizers) != len(state["optimizers"]):
-            raise UserError(f"{self.run_dir}: the checkpoint's optimizers do not fit {self.config.algorithm}; "
-                            "pass --no_resume to start over")
-        self.algorithm.load_state_dict(state["algorithm"])
-        for optimizer, optimizer_state in zip(optimizers, state["optimizers"]):
-            optimizer.load_state_dict(optimizer_state)  # param groups too: initial_lr and lr
-        set_global_rng_state(state["rng"])
-        for name, generator in self.generators.items():
-            generator.set_state(state["generators"][name])
-        for batches, batches_state in zip(self.train_batches, state["train_batches"]):
-            batches.load_state_dict(batches_state)
-        for batches, batches_state in zip(self.unlabeled_batches, state["unlabeled_batches"]):
-            batches.load_state_dict(batches_state)
-        if self.sampler is not None:
-            self.sampler.load_state_dict(state["gradsamp"])
-        self.epoch, self.step, self.records = state["epoch"], state["step"], state["records"]
+        trainer_state.load_parts(self.state_parts(), checkpoint["parts"], str(self.run_dir))
         atomic_write_jsonl(self.run_dir / "results.jsonl", self.records)
         print(f"resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)

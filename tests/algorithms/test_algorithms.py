@@ -125,7 +125,7 @@ def test_every_dgsamp_algorithm_is_registered():
 def test_training_loss_goes_down(name, overrides, data):
     minibatches, target, _ = data
     algorithm = build(name, **overrides)
-    unlabeled = [target] if getattr(algorithm, "ADAPTS_TO_UNLABELED", False) else None
+    unlabeled = [target] if algorithm.ADAPTS_TO_UNLABELED else None
     history = train(algorithm, minibatches, steps=12, unlabeled=unlabeled)
     for losses in history:
         assert "loss" in losses and "class_loss" in losses
@@ -345,10 +345,10 @@ def test_hparams_follow_domainbed_defaults_and_small_image_variants():
     dann = ALGORITHMS.get("DANN")
     big, small = resolve_hparams(dann, False, 0), resolve_hparams(dann, True, 0)
     assert (big["lr_d"], big["lr_g"], small["lr_d"], small["lr_g"]) == (5e-5, 5e-5, 1e-3, 1e-3)
-    assert (big["dann_lambda"], big["beta1"], big["mlp_width"], big["mlp_depth"]) == (1.0, 0.5, 256, 3)
+    assert (big["lambda"], big["beta1"], big["mlp_width"], big["mlp_depth"]) == (1.0, 0.5, 256, 3)
     assert resolve_hparams(dann, True, 5)["weight_decay_g"] == 0.0
     drawn = resolve_hparams(dann, False, 5)
-    assert 1e-2 <= drawn["dann_lambda"] <= 1e2 and drawn["mlp_depth"] in (3, 4, 5)
+    assert 1e-2 <= drawn["lambda"] <= 1e2 and drawn["mlp_depth"] in (3, 4, 5)
     assert resolve_hparams(ALGORITHMS.get("IRM"), False, 0)["irm_lambda"] == 1e2
     assert resolve_hparams(ALGORITHMS.get("VREx"), False, 0)["vrex_penalty_anneal_iters"] == 500
     assert resolve_hparams(ALGORITHMS.get("CORAL"), False, 0)["mmd_gamma"] == 1.0
@@ -363,6 +363,7 @@ def test_unknown_dann_mode_is_a_user_error():
         build("DANN", dann_mode="sideways")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ALL)
 def test_update_never_synchronises_with_the_host(name, data):

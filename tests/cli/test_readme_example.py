@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from tests.helpers import TINY_RUN, read_results, run_cli
+from tests.helpers import REPO, TINY_RUN, read_results, run_cli
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 
 
 def test_readme_plugin_example_trains(tmp_path):

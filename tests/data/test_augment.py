@@ -195,6 +195,7 @@ def test_constants_are_built_once_per_device_and_dtype(pacs_batch):
     assert constant(MEAN, cpu, torch.float64).dtype == torch.float64
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_augmentation_with_cuda_generator_never_synchronises(pacs_batch):
     """The trainer's call: uint8 batch and generator both on the GPU; any host sync raises."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,13 +12,12 @@ from dgsamp.data.domain_tensors import DomainTensors, materialize
 from dgsamp.datasets.images import PACS
 from dgsamp.datasets.mnist import IMAGES_MAGIC, LABELS_MAGIC, MnistDomain, read_idx
 from dgsamp.errors import UserError
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.helpers import shared_data_dir
 
 
 @pytest.fixture(scope="module")
 def pacs_sample():
-    return PACS(DATA / "pacs_original_sample")
+    return PACS(shared_data_dir("pacs_original_sample"))
 
 
 def test_images_resized_like_domainbeds_resize(pacs_sample):
@@ -56,8 +53,9 @@ def test_corrupt_image_error_reaches_the_caller(tmp_path, pacs_sample):
 
 
 def test_tensor_domains_are_indexed_in_one_go():
-    images = read_idx(DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", IMAGES_MAGIC)[:500]
-    labels = read_idx(DATA / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)[:500].long()
+    raw = shared_data_dir("MNIST", "raw")
+    images = read_idx(raw / "t10k-images-idx3-ubyte.gz", IMAGES_MAGIC)[:500]
+    labels = read_idx(raw / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)[:500].long()
     domain = MnistDomain("0", images.unsqueeze(1), labels)
     indices = [499, 3, 3, 100]
     tensors = materialize(domain, indices, size=None)

@@ -18,10 +18,8 @@ from dgsamp.datasets.images import (
 )
 from dgsamp.errors import UserError
 from dgsamp.registry import DATASETS, create_dataset
+from tests.helpers import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-PACS_SAMPLE = DATA / "pacs_original_sample"
-PACS128 = DATA / "pacs128"
 PACS_CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
 
 # The 65 Office-Home classes (Venkateswara et al., CVPR 2017), as named in its folders.
@@ -58,8 +56,14 @@ def build_tree(dataset_dir: Path, domains: list[str], classes: list[str], per_cl
                 seed += 1
 
 
-def test_pacs_original_sample_reads_real_jpg_and_png():
-    dataset = PACS(PACS_SAMPLE)
+@pytest.fixture(scope="module")
+def pacs_sample() -> Path:
+    """``../shared/data/pacs_original_sample``: 70 original PACS images per domain, or skip."""
+    return shared_data_dir("pacs_original_sample")
+
+
+def test_pacs_original_sample_reads_real_jpg_and_png(pacs_sample):
+    dataset = PACS(pacs_sample)
     assert dataset.environments == ["art_painting", "cartoon", "photo", "sketch"]
     assert dataset.classes == PACS_CLASSES
     assert [len(domain) for domain in dataset.datasets] == [70, 70, 70, 70]
@@ -78,7 +82,7 @@ def test_pacs_original_sample_reads_real_jpg_and_png():
 
 
 def test_pacs128_has_all_9991_images():
-    dataset = create_dataset("PACS", PACS128)
+    dataset = create_dataset("PACS", shared_data_dir("pacs128"))
     assert [len(domain) for domain in dataset.datasets] == [2048, 2344, 1670, 3929]
     assert sum(len(domain) for domain in dataset.datasets) == 9991
     assert dataset.num_classes == 7
@@ -179,9 +183,9 @@ def test_zero_byte_image_is_caught_at_construction(tmp_path):
         PACS(tmp_path)
 
 
-def test_corrupt_and_truncated_images_name_the_file_when_loaded(tmp_path):
+def test_corrupt_and_truncated_images_name_the_file_when_loaded(tmp_path, pacs_sample):
     build_tree(tmp_path / "PACS", PACS.ENVIRONMENTS, PACS_CLASSES)
-    real = next((PACS_SAMPLE / "PACS" / "photo" / "dog").glob("*.jpg")).read_bytes()
+    real = next((pacs_sample / "PACS" / "photo" / "dog").glob("*.jpg")).read_bytes()
     (tmp_path / "PACS" / "photo" / "dog" / "truncated.jpg").write_bytes(real[: len(real) // 3])
     (tmp_path / "PACS" / "photo" / "dog" / "garbage.jpg").write_bytes(b"this is not a jpeg" * 10)
     dataset = PACS(tmp_path)  # non-empty files pass the cheap check

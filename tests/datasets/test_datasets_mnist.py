@@ -23,24 +23,34 @@ from dgsamp.datasets.mnist import (
 )
 from dgsamp.errors import UserError
 from dgsamp.registry import create_dataset
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-RAW = DATA / "MNIST" / "raw"
+from tests.helpers import shared_data_dir
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return load_mnist(DATA)
+def mnist_raw() -> Path:
+    """``../shared/data/MNIST/raw`` (the four IDX files), or skip."""
+    return shared_data_dir("MNIST", "raw")
 
 
 @pytest.fixture(scope="module")
-def rotated():
-    return create_dataset("RotatedMNIST", DATA)
+def mnist_root(mnist_raw) -> Path:
+    """The ``--data_dir`` holding ``MNIST/raw``."""
+    return mnist_raw.parents[1]
 
 
 @pytest.fixture(scope="module")
-def colored():
-    return create_dataset("ColoredMNIST", DATA)
+def mnist(mnist_root):
+    return load_mnist(mnist_root)
+
+
+@pytest.fixture(scope="module")
+def rotated(mnist_root):
+    return create_dataset("RotatedMNIST", mnist_root)
+
+
+@pytest.fixture(scope="module")
+def colored(mnist_root):
+    return create_dataset("ColoredMNIST", mnist_root)
 
 
 def raw_shards(mnist, num_envs):
@@ -126,50 +136,50 @@ def test_colored_mnist_label_and_colour_statistics(colored, mnist):
         assert x.shape == (2, 28, 28) and x.dtype == torch.float32 and y in (0, 1)
 
 
-def test_colored_mnist_is_deterministic(colored):
-    again = ColoredMNIST(DATA)
+def test_colored_mnist_is_deterministic(colored, mnist_root):
+    again = ColoredMNIST(mnist_root)
     for first, second in zip(colored.datasets, again.datasets):
         assert torch.equal(first.images, second.images)
         assert torch.equal(first.label_tensor, second.label_tensor)
 
 
-def test_idx_reader_plain_and_gz(tmp_path):
+def test_idx_reader_plain_and_gz(tmp_path, mnist_raw):
     plain = tmp_path / "t10k-labels-idx1-ubyte"
-    with gzip.open(RAW / "t10k-labels-idx1-ubyte.gz", "rb") as source:
+    with gzip.open(mnist_raw / "t10k-labels-idx1-ubyte.gz", "rb") as source:
         plain.write_bytes(source.read())
-    from_gz = read_idx(RAW / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)
+    from_gz = read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)
     from_plain = read_idx(plain, LABELS_MAGIC)
     assert from_gz.shape == (10000,) and torch.equal(from_gz, from_plain)
     assert from_gz[:5].tolist() == [7, 2, 1, 0, 4]  # the first MNIST test digits
-    images = read_idx(RAW / "t10k-images-idx3-ubyte.gz", IMAGES_MAGIC)
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz", IMAGES_MAGIC)
     assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
 
 
-def test_load_mnist_mixes_plain_and_gz_files(tmp_path, mnist):
+def test_load_mnist_mixes_plain_and_gz_files(tmp_path, mnist, mnist_raw):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
-        (raw / name).symlink_to(RAW / name)
+        (raw / name).symlink_to(mnist_raw / name)
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        with gzip.open(RAW / f"{name}.gz", "rb") as source, open(raw / name, "wb") as target:
+        with gzip.open(mnist_raw / f"{name}.gz", "rb") as source, open(raw / name, "wb") as target:
             shutil.copyfileobj(source, target)
     images, digits = load_mnist(tmp_path)
     assert torch.equal(images, mnist[0]) and torch.equal(digits, mnist[1])
 
 
-def test_truncated_wrong_and_missing_files_are_user_errors(tmp_path):
-    with gzip.open(RAW / "t10k-labels-idx1-ubyte.gz", "rb") as source:
+def test_truncated_wrong_and_missing_files_are_user_errors(tmp_path, mnist_raw):
+    with gzip.open(mnist_raw / "t10k-labels-idx1-ubyte.gz", "rb") as source:
         data = source.read()
     truncated = tmp_path / "t10k-labels-idx1-ubyte"
     truncated.write_bytes(data[:-100])
     with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte is truncated"):
         read_idx(truncated, LABELS_MAGIC)
     cut_gz = tmp_path / "cut.gz"
-    cut_gz.write_bytes((RAW / "t10k-labels-idx1-ubyte.gz").read_bytes()[:2000])
+    cut_gz.write_bytes((mnist_raw / "t10k-labels-idx1-ubyte.gz").read_bytes()[:2000])
     with pytest.raises(UserError, match=r"cut\.gz"):
         read_idx(cut_gz, LABELS_MAGIC)
     with pytest.raises(UserError, match=r"magic number 2049, expected 2051"):
-        read_idx(RAW / "t10k-labels-idx1-ubyte.gz", IMAGES_MAGIC)
+        read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz", IMAGES_MAGIC)
     with pytest.raises(UserError, match=r"MNIST/raw"):
         RotatedMNIST(tmp_path)
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)

@@ -18,6 +18,7 @@ from dgsamp.leaderboard.render import render
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
 from dgsamp.tracking.runs import load_runs
+from tests.helpers import REPO
 
 # DomainBed's recorded collect_results output for this sweep, one block per rule.
 DOMAINBED_OUTPUT = {
@@ -135,9 +136,7 @@ def test_domainbed_format_equals_domainbeds_own_output(sweep, rule_key):
 
 
 def test_docs_show_the_three_tables(sweep):
-    from pathlib import Path
-
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md").read_text()
+    docs = (REPO / "docs" / "leaderboard.md").read_text()
     for rule_key in RULES:
         lb = build_leaderboard(load_runs([sweep]), RULES[rule_key])
         table = render(lb, "markdown").split("## VLCS", 1)[1].split("\n\n", 2)[1]

@@ -3,7 +3,8 @@
 The runs are written by ``leaderboard_fixtures.write_fixture_runs`` (several algorithms,
 trial seeds, GradSamp on/off, the skip and fewer-epochs controls, missing runs, a killed
 run with a torn last line, a dataset without energy). Regenerate after an intended change
-with ``DGSAMP_UPDATE_GOLDEN=1 pytest tests/test_leaderboard_golden.py`` and review the diff.
+with ``DGSAMP_UPDATE_GOLDEN=1 pytest tests/leaderboard/test_leaderboard_golden.py`` and review
+the diff: in that mode each golden test rewrites its file and is skipped (it checks nothing).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def test_golden(fixture_runs, rule, fmt):
     text = render(build_leaderboard(fixture_runs, RULES[rule]), fmt)
     path = GOLDEN / f"leaderboard_{rule}.{EXTENSIONS[fmt]}"
     if UPDATE:
+        previous = path.read_text(encoding="utf-8") if path.exists() else None
         path.write_text(text, encoding="utf-8")
+        pytest.skip(f"DGSAMP_UPDATE_GOLDEN=1: {path.name} "
+                    f"{'unchanged' if previous == text else 'rewritten; review the diff'}")
     assert path.exists(), f"{path} missing; run with DGSAMP_UPDATE_GOLDEN=1 to create it"
     assert text == path.read_text(encoding="utf-8")
 

@@ -15,9 +15,8 @@ from dgsamp.leaderboard.plots import pareto_front, write_plots
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard, selected_runs
 from dgsamp.tracking.runs import load_runs
+from tests.helpers import REPO
 from tests.leaderboard.fixtures import records_for, run_args, write_run
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

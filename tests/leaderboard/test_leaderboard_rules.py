@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dgsamp.errors import UserError
-from dgsamp.leaderboard.controls import FEWER_EPOCHS, SKIP
+from dgsamp.leaderboard.controls import FEWER_EPOCHS, SKIP, is_skip_control
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
 from dgsamp.tracking.runs import Variant, load_runs
@@ -113,8 +113,8 @@ def test_controls_pair_gradsamp_with_skip_and_fewer_epochs(fixture_runs):
     lb = build_leaderboard(fixture_runs, RULES["oracle"])
     pacs = lb.tables[0]
     rows = {row.variant: row for row in pacs.rows}
-    gradsamp_variant = next(v for v in rows if v.uses_gradsamp and v.algorithm == "ERM"
-                            and not v.is_skip_control)
+    gradsamp_variant = next(v for v in rows if v.mode("gradsamp") and v.algorithm == "ERM"
+                            and not is_skip_control(v))
     controls = [c for c in pacs.controls if c.gradsamp_label == rows[gradsamp_variant].label]
     assert [c.kind for c in controls] == [SKIP, FEWER_EPOCHS]
     skip, fewer = controls

@@ -49,7 +49,7 @@ def test_ssprop_records_keep_rate_and_saves_counted_flops(tmp_path):
     dense_dir, sparse_dir = tmp_path / "dense", tmp_path / "sparse"
     assert train_in_process(dense_dir, "--epochs", "2") == 0
     assert train_in_process(sparse_dir, "--epochs", "2", "--ssprop", "constant", "--ssprop_keep", "0.25",
-                            "--ssprop_keep_min", "0.25", "--ssprop_interleave") == 0
+                            "--ssprop_interleave") == 0
     dense, sparse = read_results(dense_dir), read_results(sparse_dir)
     assert [r["ssprop_keep"] for r in dense] == [1.0, 1.0]
     assert [r["ssprop_keep"] for r in sparse] == [1.0, 0.25]  # interleaved: dense, then sparse

@@ -14,15 +14,13 @@ import pytest
 import timm
 import yaml
 
-from dgsamp.cli import build_train_parser
 from dgsamp.modes.gradsamp.schedule import GradSampSchedule
 from dgsamp.registry import BACKBONES
 from dgsamp.sweep.config import load_sweep_config
 from dgsamp.sweep.expand import expand_sweep
-from dgsamp.training.config import RunConfig
-from dgsamp.training.flags import hparam_flag_names
+from dgsamp.training.config import parse_run_config
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
 SCHEMA = json.loads((Path(__file__).parent / "wandb_sweep_config_schema.json").read_text())
 RANDOM_DRAWS = 25
@@ -62,11 +60,8 @@ def test_every_job_of_every_sweep_is_accepted_by_dgsamp_train(path):
     config = load_sweep_config(path)
     jobs = expand_sweep(config, count=RANDOM_DRAWS if config.method == "random" else None, seed=0)
     assert jobs
-    parser = build_train_parser()
-    flags = hparam_flag_names()
     for job in jobs:
-        args = parser.parse_args([*job.argv, "--output_dir=/tmp/never-written"])
-        run_config = RunConfig.from_namespace(args, flags)  # names, ranges, hparam types
+        run_config = parse_run_config([*job.argv, "--output_dir=/tmp/never-written"])  # as dgsamp train does
         backbone = run_config.backbone
         assert backbone in BACKBONES or timm.is_model(backbone), backbone
     assert len({job.job_id for job in jobs}) == len(jobs)

@@ -21,10 +21,10 @@ import pytest
 from dgsamp.sweep.jobs import read_launches, write_job_record
 from dgsamp.sweep.launchers import run_locally
 from dgsamp.sweep.plan import parse_overrides, plan_sweep
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 PACS_MINI = REPO / "sweeps" / "pacs_mini.yaml"
 TINY = [
     "backbone=test_efficientnet", "resolution=32", "pretrained=none", "epochs=1",

@@ -17,6 +17,7 @@ import pytest
 from dgsamp import __version__
 from dgsamp.tracking.wandb_offline_reader import read_offline_run
 from dgsamp.tracking.wandb_sink import RUN_ID_FILE, WandbSink, history_row, run_metadata
+from tests.helpers import REPO
 
 
 def results_record(epoch: int, kind: str) -> dict:
@@ -175,8 +176,7 @@ def test_unknown_mode_is_a_bug_not_a_warning(tmp_path):
 def test_run_metadata_names_the_version_and_the_checkout_commit():
     metadata = run_metadata()
     assert metadata["dgsamp_version"] == __version__
-    repo = Path(__file__).resolve().parents[2]
-    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:  # a git checkout (CI and development); an sdist install has none
         assert metadata["git_commit"] == head.stdout.strip()
         assert isinstance(metadata["git_dirty"], bool)

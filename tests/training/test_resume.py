@@ -52,21 +52,26 @@ def test_resume_after_epoch_2_continues_exactly(tmp_path, monkeypatch):
 
     run_epoch = Trainer.run_epoch
 
-    def stop_at_epoch_3(self, epoch, progress):
-        if epoch == 3:
+    def stop_at_epoch_3(self, plan, progress):
+        if plan.epoch == 3:
             raise KeyboardInterrupt  # what Ctrl-C does at the start of epoch 3
-        return run_epoch(self, epoch, progress)
+        return run_epoch(self, plan, progress)
 
     monkeypatch.setattr(Trainer, "run_epoch", stop_at_epoch_3)
     assert train_in_process(resumed, *DANN_GRADSAMP) == 130
     monkeypatch.undo()
 
-    state = load_checkpoint(resumed)
-    assert state["epoch"] == 2 and state["step"] == 4 and len(state["records"]) == 2
+    checkpoint = load_checkpoint(resumed)
+    assert checkpoint["epoch"] == 2 and set(checkpoint["parts"]) == {
+        "loop", "algorithm", "optimizers", "rng", "generators", "train_batches", "unlabeled_batches",
+        "mode:gradsamp"}
+    state = checkpoint["parts"]
+    assert state["loop"]["step"] == 4 and len(state["loop"]["records"]) == 2
     assert not (resumed / "done").exists()
     assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
-    assert set(state["generators"]) == {"batches", "augment", "gradsamp"}
-    assert state["gradsamp"]["previous"] is not None and state["gradsamp"]["older"] is not None
+    assert set(state["generators"]) == {"batches", "augment"}
+    sampler = state["mode:gradsamp"]["sampler"]
+    assert sampler["previous"] is not None and sampler["older"] is not None
     assert int(state["algorithm"]["steps.count"]) == 4  # DANN's alternating counter
     assert len(state["optimizers"]) == 2
     for optimizer in state["optimizers"]:
@@ -180,7 +185,7 @@ def assert_consistent(run_dir: Path) -> None:
     assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
     state = load_checkpoint(run_dir)
     if state is not None:
-        assert records[: state["epoch"]] == json.loads(json.dumps(state["records"]))
+        assert records[: state["epoch"]] == json.loads(json.dumps(state["parts"]["loop"]["records"]))
         assert len(records) in (state["epoch"], state["epoch"] + 1)
 
 
@@ -284,6 +289,6 @@ def test_non_finite_training_stops_keeps_last_good_checkpoint_and_says_why(tmp_p
         v == v for r in records for v in r.values() if isinstance(v, float)  # no NaN recorded
     )
     state = load_checkpoint(run_dir)
-    assert state["epoch"] == 1 and state["records"] == records
-    assert all(torch.isfinite(t).all() for t in state["algorithm"].values() if t.is_floating_point())
+    assert state["epoch"] == 1 and state["parts"]["loop"]["records"] == records
+    assert all(torch.isfinite(t).all() for t in state["parts"]["algorithm"].values() if t.is_floating_point())
     assert not (run_dir / "done").exists() and not (run_dir / "model.pt").exists()

@@ -1,0 +1,165 @@
+"""The keys of a results.jsonl line and of summary.json, defined once.
+
+Every writer (``records.py``, the W&B sink) and every reader (``runs.py``, the
+leaderboard, the progress line, the figures) names a key through this module, never as
+a string literal. DomainBed's key names are kept unchanged so its tools read dgsamp runs
+and dgsamp's leaderboard reads DomainBed runs. docs/results-format.md documents the
+same keys; a test checks that it mentions every one of :data:`RECORD_KEYS` and
+:data:`SUMMARY_KEYS`.
+
+Units: accuracies are fractions in [0, 1], energy is in joules (J), compute in counted
+floating-point operations (FLOPs), time in wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# ---------------------------------------------------------------- DomainBed's keys
+ARGS = "args"
+"""dict: every CLI argument of the run (``dataset``, ``test_envs``, mode flags, ...)."""
+HPARAMS = "hparams"
+"""dict: the resolved hyperparameters (``lr``, ``batch_size``, ...)."""
+EPOCH = "epoch"
+"""int: the 1-based epoch just finished (dgsamp only; DomainBed records have none)."""
+STEP = "step"
+"""int: optimisation steps so far (a non-backprop epoch advances it as if it had run)."""
+
+
+def env_in_acc(env: int) -> str:
+    """Key of domain ``env``'s accuracy on its in split (fraction in [0, 1])."""
+    return f"env{env}_in_acc"
+
+
+def env_out_acc(env: int) -> str:
+    """Key of domain ``env``'s accuracy on its out split (fraction in [0, 1])."""
+    return f"env{env}_out_acc"
+
+
+def is_env_acc(key: str) -> bool:
+    """Whether ``key`` is an ``env{i}_in_acc`` / ``env{i}_out_acc`` key."""
+    head, _, tail = key.partition("_")
+    return head.startswith("env") and head[3:].isdigit() and tail in ("in_acc", "out_acc")
+
+
+def count_envs(record: Mapping[str, Any]) -> int:
+    """Number of domains of a record: consecutive ``env{i}_out_acc`` keys from 0."""
+    count = 0
+    while env_out_acc(count) in record:
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------- args the leaderboard reads
+ARG_DATASET = "dataset"
+ARG_ALGORITHM = "algorithm"
+ARG_TEST_ENVS = "test_envs"
+ARG_HPARAMS_SEED = "hparams_seed"
+ARG_TRIAL_SEED = "trial_seed"
+ARG_EPOCHS = "epochs"
+ARG_BACKBONE = "backbone"
+ARG_TASK = "task"
+REQUIRED_ARGS = (ARG_DATASET, ARG_ALGORITHM, ARG_TEST_ENVS, ARG_HPARAMS_SEED, ARG_TRIAL_SEED)
+"""The ``args`` entries a run needs to be placed in a leaderboard table."""
+
+# ---------------------------------------------------------------- dgsamp's per-epoch keys
+OOD_ACC = "ood_acc"
+"""float: mean ``env{t}_in_acc`` over the test domains t (fraction)."""
+LOSS = "loss"
+"""float or null: the main training loss averaged over the epoch (null: no backprop)."""
+EPOCH_KIND = "epoch_kind"
+"""str: ``backprop`` or a kind a training mode planned (e.g. ``gradsamp``)."""
+BACKPROP = "backprop"
+"""The epoch kind of an ordinary epoch (the value, same as ``dgsamp.modes.base.BACKPROP``)."""
+TRAIN_ENERGY_J = "train_energy_J"
+"""float or null: measured energy of the epoch's training phase (J); null if unmeasured."""
+EVAL_ENERGY_J = "eval_energy_J"
+"""float or null: measured energy of the epoch's evaluation (J); null if unmeasured."""
+ENERGY_SOURCE = "energy_source"
+"""str: the meter, ``nvml``, ``zeus``, ``rapl`` or ``unavailable``."""
+TRAIN_FLOPS = "train_flops"
+"""int: counted forward + backward FLOPs of the training phase (0 without backprop)."""
+TRAIN_SECONDS = "train_seconds"
+"""float: wall time of the training phase (s); in summary.json, the sum over epochs."""
+EVAL_SECONDS = "eval_seconds"
+"""float: wall time of the evaluation (s)."""
+EPOCH_SECONDS = "epoch_seconds"
+"""float: wall time of the whole epoch (s)."""
+CUM_TRAIN_ENERGY_J = "cum_train_energy_J"
+"""float or null: training energy summed over the epochs so far (J); null once any is."""
+CUM_TRAIN_FLOPS = "cum_train_flops"
+"""int: training FLOPs summed over the epochs so far."""
+WEIGHTS = "weights"
+"""str or null: the pretrained weights the backbone started from."""
+
+EPOCHS_SUFFIX = "_epochs"
+
+
+def epochs_of_kind(kind: str) -> str:
+    """Key of the running count of ``kind`` epochs, e.g. ``gradsamp_epochs`` (int)."""
+    return f"{kind}{EPOCHS_SUFFIX}"
+
+
+BACKPROP_EPOCHS = epochs_of_kind(BACKPROP)
+
+
+def epoch_counters(record: Mapping[str, Any]) -> dict[str, int]:
+    """The ``<kind>_epochs`` counters of a record (or summary), in record order."""
+    return {key: value for key, value in record.items()
+            if key.endswith(EPOCHS_SUFFIX) and key != ARG_EPOCHS}
+
+
+def kind_of_counter(key: str) -> str:
+    """``gradsamp_epochs`` -> ``gradsamp``."""
+    return key[: -len(EPOCHS_SUFFIX)]
+
+
+def mean_test_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]) -> float:
+    """Mean in-split accuracy of the test domains: the value of ``ood_acc`` (fraction)."""
+    envs = list(test_envs)
+    return sum(record[env_in_acc(env)] for env in envs) / len(envs)
+
+
+def training_domain_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]) -> float:
+    """Mean out-split accuracy of the training domains (DomainBed's training-domain
+    validation accuracy of a record; fraction)."""
+    excluded = set(test_envs)
+    train_envs = [env for env in range(count_envs(record)) if env not in excluded]
+    return sum(record[env_out_acc(env)] for env in train_envs) / len(train_envs)
+
+
+RECORD_KEYS = (ARGS, HPARAMS, EPOCH, STEP, OOD_ACC, LOSS, EPOCH_KIND, TRAIN_ENERGY_J,
+               EVAL_ENERGY_J, ENERGY_SOURCE, TRAIN_FLOPS, TRAIN_SECONDS, EVAL_SECONDS,
+               EPOCH_SECONDS, CUM_TRAIN_ENERGY_J, CUM_TRAIN_FLOPS, BACKPROP_EPOCHS)
+"""The fixed keys of a results line (besides ``env{i}_*_acc``, losses and mode fields)."""
+
+# ---------------------------------------------------------------- summary.json
+JOB_ID = "job_id"
+"""str: hash of every setting that changes the numbers."""
+EPOCHS = ARG_EPOCHS
+"""int: epochs run (the last record's ``epoch``)."""
+FINAL_OOD_ACC = "final_ood_acc"
+"""float: ``ood_acc`` of the last epoch (fraction)."""
+SELECTED_OOD_ACC = "selected_ood_acc"
+"""float: ``ood_acc`` of the epoch the training-domain validation rule picks (fraction)."""
+TOTAL_TRAIN_ENERGY_J = "total_train_energy_J"
+"""float or null: training energy of the run (J)."""
+TOTAL_EVAL_ENERGY_J = "total_eval_energy_J"
+"""float or null: evaluation energy of the run (J); null if any epoch's is."""
+TOTAL_TRAIN_FLOPS = "total_train_flops"
+"""int: training FLOPs of the run."""
+WALL_SECONDS = "wall_seconds"
+"""float: the epochs' wall time summed (s)."""
+
+SUMMARY_KEYS = (JOB_ID, EPOCHS, FINAL_OOD_ACC, SELECTED_OOD_ACC, TOTAL_TRAIN_ENERGY_J,
+                TOTAL_EVAL_ENERGY_J, ENERGY_SOURCE, TOTAL_TRAIN_FLOPS, BACKPROP_EPOCHS,
+                WEIGHTS, TRAIN_SECONDS, WALL_SECONDS)
+"""The keys of summary.json (plus one ``<kind>_epochs`` counter per mode epoch kind)."""
+
+# ---------------------------------------------------------------- W&B history
+
+
+def is_kind_epoch(kind: str) -> str:
+    """W&B history key, 0/1: whether the epoch was a ``kind`` epoch (e.g. ``is_gradsamp_epoch``)."""
+    return f"is_{kind}_epoch"
