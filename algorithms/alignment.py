@@ -9,9 +9,9 @@ aligned pairwise while the classifier trains on the sources:
 P = all M(M-1)/2 unordered pairs, γ = ``mmd_gamma``, Δ the subclass's ``discrepancy``.
 In domain adaptation each target batch is one more domain in P, so the featurizer pulls
 the targets towards every source and the sources towards each other (DomainBed aligns
-the sources only; with T = 0 this is exactly its penalty). The featurizer runs once on
-the concatenation of all batches (DomainBed runs it per domain; one call is faster and
-gives every algorithm the same BatchNorm statistics).
+the sources only; with T = 0 this is exactly its penalty). The featurizer runs once per
+domain when ``per_domain_passes`` (DomainBed's way, the DomainBed presets) or once on the
+concatenation of all batches (``--featurizer_passes joint``: BatchNorm statistics pooled).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 
 MMD_GAMMA = HParam(
@@ -44,6 +44,7 @@ class FeatureAlignment(Algorithm):
 
     HPARAMS = {"mmd_gamma": MMD_GAMMA}
     ADAPTS_TO_UNLABELED = True
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -56,12 +57,11 @@ class FeatureAlignment(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        targets = list(unlabeled or [])
-        z = self.featurizer(torch.cat([x, *targets]))
-        sizes += [int(xt.shape[0]) for xt in targets]
-        class_loss = F.cross_entropy(self.classifier(z[: y.shape[0]]), y)
-        penalty = mean_pairwise_discrepancy(list(z.split(sizes)), self.discrepancy)
+        inputs = [x for x, _ in minibatches] + list(unlabeled or [])
+        features = forward_each(self.featurizer, inputs, self.per_domain_passes)  # Z_1 .. Z_M
+        y = torch.cat([y for _, y in minibatches])
+        class_loss = F.cross_entropy(self.classifier(torch.cat(features[: len(minibatches)])), y)
+        penalty = mean_pairwise_discrepancy(features, self.discrepancy)
         loss = class_loss + self.hparams["mmd_gamma"] * penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

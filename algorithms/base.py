@@ -39,6 +39,22 @@ class Algorithm(nn.Module):
     """Update steps after which the op pattern (and so the FLOPs per step) repeats; the
     trainer meters FLOPs over this many steps. DANN alternating: ``d_steps_per_g_step + 1``."""
 
+    PER_DOMAIN_PASSES: ClassVar[bool] = False
+    """True when ``update`` can call the featurizer once per domain, as DomainBed's code does
+    (CORAL, MMD, GroupDRO, Mixup): BatchNorm then normalises each domain with its own batch
+    statistics. ``--featurizer_passes`` selects it (the DomainBed presets do)."""
+
+    per_domain_passes: bool = False
+    """Set by the trainer: call the featurizer per domain (``minibatches.forward_each``)
+    instead of once on all domains concatenated. Only read when ``PER_DOMAIN_PASSES``."""
+
+    PAPER: ClassVar[str] = ""
+    """The method's paper: authors, venue, year, arXiv id ("" when not stated)."""
+
+    SOURCE: ClassVar[str] = ""
+    """The source of truth for its updates: "DomainBed domainbed/algorithms.py @ <commit>",
+    or the paper ("" when not stated)."""
+
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__()
         self.featurizer = featurizer

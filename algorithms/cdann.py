@@ -35,6 +35,12 @@ from dgsamp.registry import register_algorithm
 class CDANN(DANN):
     """DANN whose discriminator sees the class through an additive embedding."""
 
+    PAPER = (
+        "Li, Tian, Gong, Liu, Liu, Zhang & Tao: Deep Domain Generalization via Conditional "
+        "Invariant Adversarial Networks, ECCV 2018 (no arXiv version)"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.class_embeddings = nn.Embedding(num_classes, featurizer.n_outputs)

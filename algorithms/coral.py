@@ -35,5 +35,11 @@ def coral_discrepancy(za: Tensor, zb: Tensor) -> Tensor:
 class CORAL(FeatureAlignment):
     """Match first and second moments of the features across every pair of domains."""
 
+    PAPER = (
+        "Sun & Saenko: Deep CORAL: Correlation Alignment for Deep Domain Adaptation, ECCV "
+        "2016 Workshops, arXiv:1607.01719"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     def discrepancy(self, za: Tensor, zb: Tensor) -> Tensor:
         return coral_discrepancy(za, zb)

@@ -108,6 +108,12 @@ DANN_HPARAMS: dict[str, HParam] = {
 class DANN(Algorithm):
     """Domain-adversarial training against an MLP domain discriminator."""
 
+    PAPER = (
+        "Ganin, Ustinova, Ajakan, Germain, Larochelle, Laviolette, Marchand & Lempitsky: "
+        "Domain-Adversarial Training of Neural Networks, JMLR 2016, arXiv:1505.07818"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = DANN_HPARAMS
     ADAPTS_TO_UNLABELED = True
 

@@ -20,6 +20,12 @@ from dgsamp.registry import register_algorithm
 class ERM(Algorithm):
     """Minimise the mean cross-entropy of all labelled training examples."""
 
+    PAPER = (
+        "Vapnik: Statistical Learning Theory, Wiley 1998; as DG baseline Gulrajani & "
+        "Lopez-Paz: In Search of Lost Domain Generalization, ICLR 2021, arXiv:2007.01434"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = {}
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):

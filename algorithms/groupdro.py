@@ -7,16 +7,20 @@ and descent on the q-weighted risk:
     q_d ← q_d · exp(η R_d) / Σ_e q_e · exp(η R_e)          (R_d detached)
     L   = Σ_d q_d R_d
 
-η = ``groupdro_eta``. ``q`` is saved in ``state_dict``. ``unlabeled`` is ignored.
+η = ``groupdro_eta``. ``q`` is saved in ``state_dict``. ``unlabeled`` is ignored. With
+``per_domain_passes`` each domain goes through the network alone, as in DomainBed.
+(DomainBed 7df6f06, the 2020 tables' code, divided L by S; later code does not. Adam's
+step is invariant to that constant factor up to its ε, so dgsamp follows the later code.)
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -25,11 +29,18 @@ from dgsamp.registry import register_algorithm
 class GroupDRO(Algorithm):
     """Weight each domain's risk by an adversarial, multiplicatively updated q."""
 
+    PAPER = (
+        "Sagawa, Koh, Hashimoto & Liang: Distributionally Robust Neural Networks for Group "
+        "Shifts, ICLR 2020, arXiv:1911.08731"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = {
         "groupdro_eta": HParam(
             1e-2, lambda r: 10 ** r.uniform(-3, -1), "step size η of q", minimum=0
         ),
     }
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -39,8 +50,8 @@ class GroupDRO(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
+        logits = forward_each(self.predict, [x for x, _ in minibatches], self.per_domain_passes)
+        risks = torch.stack([F.cross_entropy(z, y) for z, (_, y) in zip(logits, minibatches)])  # [S]
         with torch.no_grad():
             self.q.mul_(torch.exp(self.hparams["groupdro_eta"] * risks))
             self.q.div_(self.q.sum())

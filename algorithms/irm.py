@@ -43,6 +43,12 @@ def irm_penalty(logits: Tensor, y: Tensor, sizes: list[int]) -> Tensor:
 class IRM(AnnealedPenaltyAlgorithm):
     """Make the classifier simultaneously optimal for every domain (IRMv1 penalty)."""
 
+    PAPER = (
+        "Arjovsky, Bottou, Gulrajani & Lopez-Paz: Invariant Risk Minimization, 2019, "
+        "arXiv:1907.02893"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = {
         "irm_lambda": HParam(
             1e2, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal", minimum=0

@@ -20,6 +20,15 @@ def concat_minibatches(minibatches: list[tuple[Tensor, Tensor]]) -> tuple[Tensor
     return x, y, [int(xd.shape[0]) for xd, _ in minibatches]
 
 
+def forward_each(module, inputs: list[Tensor], per_domain: bool) -> list[Tensor]:
+    """``[module(x_d) for each d]``: one call per input (``per_domain``; BatchNorm sees each
+    domain alone, as in DomainBed's CORAL, MMD, GroupDRO and Mixup), or one call on their
+    concatenation ``[sum n_d, ...]`` whose output is split back into ``[n_d, ...]`` parts."""
+    if per_domain:
+        return [module(x) for x in inputs]
+    return list(module(torch.cat(inputs)).split([int(x.shape[0]) for x in inputs]))
+
+
 def domain_labels(sizes: list[int], device: torch.device, first: int = 0) -> Tensor:
     """``[sum n_d]`` long tensor holding ``first + d`` for every example of domain d."""
     return torch.cat(

@@ -7,8 +7,8 @@ each domain a is mixed with its successor b = π-next(a), with its own λ ~ Beta
     L_ab = 1/n Σ_i [ λ CE(g(f(x̃_i)), y_a,i) + (1 − λ) CE(g(f(x̃_i)), y_b,i) ]
     L = mean over the S pairs of L_ab
 
-α = ``mixup_alpha``. All mixed batches go through the network in one call (DomainBed
-calls it once per pair). λ and π come from NumPy's and torch's global CPU generators
+α = ``mixup_alpha``. With ``per_domain_passes`` each mixed batch goes through the network
+alone (DomainBed's one call per pair), else all of them in one call. λ and π come from NumPy's and torch's global CPU generators
 (seeded and checkpointed by the trainer): no device read. ``unlabeled`` is ignored.
 """
 
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -34,12 +35,20 @@ def random_domain_cycle(num_domains: int) -> list[tuple[int, int]]:
 class Mixup(Algorithm):
     """Train on convex combinations of examples (and labels) from two domains."""
 
+    PAPER = (
+        "Yan, Song, Li, Zou & Ren: Improve Unsupervised Domain Adaptation with Mixup "
+        "Training, 2020, arXiv:2001.00677; Xu et al.: Adversarial Domain Adaptation with "
+        "Domain Mixup, AAAI 2020, arXiv:1912.01805"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = {
         "mixup_alpha": HParam(
             0.2, lambda r: 10 ** r.uniform(-1, 1), "α of λ ~ Beta(α, α)",
             minimum=0, exclusive_minimum=True,
         ),
     }
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -59,7 +68,7 @@ class Mixup(Algorithm):
             y_b.append(yb[:n])
             lams.append(torch.full((n,), lam, device=xa.device))
             sizes.append(n)
-        logits = self.predict(torch.cat(mixed_x))
+        logits = torch.cat(forward_each(self.predict, mixed_x, self.per_domain_passes))
         lam = torch.cat(lams)
         per_example = lam * F.cross_entropy(logits, torch.cat(y_a), reduction="none") + (
             1 - lam

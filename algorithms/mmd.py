@@ -50,5 +50,11 @@ def mmd_discrepancy(za: Tensor, zb: Tensor) -> Tensor:
 class MMD(FeatureAlignment):
     """Minimise the kernel two-sample distance between every pair of domains."""
 
+    PAPER = (
+        "Li, Pan, Wang & Kot: Domain Generalization with Adversarial Feature Learning, CVPR "
+        "2018 (no arXiv version)"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     def discrepancy(self, za: Tensor, zb: Tensor) -> Tensor:
         return mmd_discrepancy(za, zb)

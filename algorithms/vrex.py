@@ -25,6 +25,13 @@ from dgsamp.registry import register_algorithm
 class VREx(AnnealedPenaltyAlgorithm):
     """Penalise the variance of the per-domain risks."""
 
+    PAPER = (
+        "Krueger, Caballero, Jacobsen, Zhang, Binas, Zhang, Le Priol & Courville: "
+        "Out-of-Distribution Generalization via Risk Extrapolation (REx), ICML 2021, "
+        "arXiv:2003.00688"
+    )
+    SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+
     HPARAMS = {
         "vrex_lambda": HParam(
             1e1, lambda r: 10 ** r.uniform(-1, 5), "penalty weight β after anneal", minimum=0

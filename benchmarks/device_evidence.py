@@ -190,7 +190,8 @@ def part_throughput(ctx: Context, part: Part) -> None:
         part.save()
         if part.remaining() <= 1 and i + 1 < len(backbones):
             return part.finish(f"time cap of {part.cap_s} s reached before {backbones[i + 1]}")
-    incomplete = [b for b, e in part.data["backbones"].items() if e["rc"] != 0]
+    incomplete = [f"{b} ({'time cap' if e['timed_out'] else 'exit ' + str(e['rc'])})"
+                  for b, e in part.data["backbones"].items() if e["rc"] != 0]
     part.finish(f"did not finish: {', '.join(incomplete)}" if incomplete else None)
 
 
@@ -215,7 +216,8 @@ def describe(name: str, data: dict[str, Any]) -> list[str]:
             verdict = f"skipped ({entry['skipped']})"
         else:
             verdict = {True: "MET", False: "MISSED", None: "not measured"}[entry["met"]]
-            verdict += f"; measured {json.dumps(entry['measured'], default=str)[:300]}"
+            if entry["met"] is not None:
+                verdict += f"; measured {json.dumps(entry['measured'], default=str)[:300]}"
         lines.append(f"  {target}: {verdict}  [target: {entry['target']}]")
     return lines
 
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="GradSamp trial seeds 0..N-1")
     args = parser.parse_args(argv)
     args.device = args.device or ("cpu" if args.smoke else "cuda")
+    args.data_dir = str(Path(args.data_dir).resolve())  # children run in the repo root
     profile = json.loads(json.dumps(PROFILES["smoke" if args.smoke else "device"]))
     if args.seeds is not None:
         profile["gradsamp"]["seeds"] = list(range(args.seeds))

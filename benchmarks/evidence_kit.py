@@ -106,7 +106,11 @@ class Part:
 
     def save(self) -> None:
         self.data["seconds"] = round(time.monotonic() - self.started, 1)
-        self.path.write_text(json.dumps(self.data, indent=2, default=str, allow_nan=False))
+        try:
+            text = json.dumps(self.data, indent=2, default=str, allow_nan=False)
+        except ValueError:  # a NaN or inf from a child: still written (Python reads it back)
+            text = json.dumps(self.data, indent=2, default=str)
+        self.path.write_text(text)
 
     def target(self, name: str, target: str, measured: Any, met: bool | None) -> None:
         self.data["targets"][name] = {"target": target, "measured": measured, "met": met}
@@ -191,15 +195,26 @@ class PowerSampler:
         name = self.nvml.nvmlDeviceGetName(self.handle)
         return name.decode() if isinstance(name, bytes) else str(name)
 
-    def power_limit_W(self) -> float:
-        return self.nvml.nvmlDeviceGetEnforcedPowerLimit(self.handle) / 1000.0
+    def power_limit_W(self) -> float | None:
+        try:
+            return self.nvml.nvmlDeviceGetEnforcedPowerLimit(self.handle) / 1000.0
+        except Exception:  # not supported on this GPU or in this VM
+            return None
 
-    def energy_J(self) -> float:
-        return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+    def energy_J(self) -> float | None:
+        """The GPU's energy counter (J), or None where NVML does not support it."""
+        try:
+            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        except Exception:
+            return None
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0))
+            try:
+                watts = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+            except Exception:  # an unsupported reading leaves no samples, not a crash
+                return
+            self.samples.append((time.monotonic(), watts))
             self._stop.wait(self.period_s)
 
     def __enter__(self) -> PowerSampler:

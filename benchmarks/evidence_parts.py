@@ -60,10 +60,10 @@ def plausibility(epochs: list[dict], counter_J: float | None, power: dict, limit
     warm = [e for e in epochs if (e.get("epoch") or 0) >= 2] or epochs
     watts = [e["mean_train_W"] for e in warm]
     ratios = [e.get("ratio_to_sampled") for e in warm]
-    low, high = 0.5 * power.get("min_W", 0.0), 1.1 * (limit_W or float("inf"))
+    low, high = 0.5 * power.get("min_W", 0.0), 1.1 * limit_W if limit_W else None
     trainer_J = sum((finite(e["train_energy_J"]) or 0.0) + (finite(e["eval_energy_J"]) or 0.0) for e in epochs)
     checks = {
-        "power_in_range": bool(watts) and all(w is not None and low <= w <= high for w in watts),
+        "power_in_range": bool(watts) and all(w is not None and low <= w <= (high or w) for w in watts),
         "within_30pct_of_sampled": bool(ratios) and all(x is not None and 0.7 <= x <= 1.3 for x in ratios),
         "not_above_counter": counter_J is not None and trainer_J <= 1.02 * counter_J,
     }
@@ -86,7 +86,8 @@ def part_energy(ctx: Context, part: Part) -> None:
     before = sampler.energy_J() if sampler else None
     with sampler or nullcontext():
         done = ctx.run(ctx.train_command(run_dir, *ctx.profile["energy_train"]), 0.6 * part.remaining(), "[c train] ")
-    counter_J = sampler.energy_J() - before if sampler and before is not None else None
+    after = sampler.energy_J() if sampler else None
+    counter_J = after - before if after is not None and before is not None else None
     epoch_end = {int(m.group(1)): t for t, text in done.lines if (m := EPOCH_LINE.match(text))}
     epochs = epoch_energy(read_jsonl(run_dir / "results.jsonl"), epoch_end, sampler)
     power = sampler.stats() if sampler else {}

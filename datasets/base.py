@@ -25,6 +25,14 @@ class MultiDomainDataset:
     IS_IMAGE: ClassVar[bool] = True
     SMALL_IMAGES: ClassVar[bool] = False  # DomainBed's hparam defaults for MNIST-size inputs
     DEFAULT_BACKBONE: ClassVar[str] = "resnet50"
+    """The backbone of ``--protocol dgsamp`` (the DomainBed presets use ResNet-50 or ``FIXED_BACKBONE``)."""
+    FIXED_BACKBONE: ClassVar[str | None] = None
+    """A backbone every protocol preset uses for this dataset (MNIST: DomainBed's MNIST CNN);
+    None: the preset's ImageNet ResNet-50 (``dgsamp.training.presets``)."""
+    N_STEPS: ClassVar[int] = 5001
+    """DomainBed's default training length in steps (``MultipleDomainDataset.N_STEPS``)."""
+    CHECKPOINT_FREQ: ClassVar[int] = 100
+    """DomainBed's default evaluation period in steps (``MultipleDomainDataset.CHECKPOINT_FREQ``)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

@@ -174,6 +174,7 @@ class MultipleEnvironmentMNIST(MultiDomainDataset):
     IS_IMAGE = False
     SMALL_IMAGES = True
     DEFAULT_BACKBONE = "mnist_cnn"
+    FIXED_BACKBONE = "mnist_cnn"
     NUM_CLASSES: ClassVar[int] = 10
 
     def __init__(self, root: str | Path | None) -> None:

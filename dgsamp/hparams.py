@@ -49,6 +49,9 @@ class HParam:
     # draws for named datasets (DomainBed's per-dataset ranges, e.g. DomainNet's batch_size);
     # they replace ``sample`` / ``small_sample`` for that dataset, defaults stay
     dataset_samples: Mapping[str, Sampler] = field(default_factory=dict, hash=False)
+    # defaults for named datasets (DomainBed's RDM: rdm_lambda 0.5 on DomainNet, 5 elsewhere);
+    # they replace ``default`` / ``small_default`` for that dataset
+    dataset_defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def type(self) -> type:
@@ -104,7 +107,8 @@ class HParam:
         dataset: str | None = None,
     ) -> Any:
         """The default (``hparams_seed == 0``) or DomainBed's seeded draw for ``name``;
-        ``dataset`` (a registered dataset name) selects a ``dataset_samples`` draw."""
+        ``dataset`` (a registered dataset name) selects a ``dataset_samples`` draw and a
+        ``dataset_defaults`` default."""
         default = self.default
         sample = self.sample
         if small_images:
@@ -112,6 +116,8 @@ class HParam:
             sample = sample if self.small_sample is None else self.small_sample
         if dataset is not None and dataset in self.dataset_samples:
             sample = self.dataset_samples[dataset]
+        if dataset is not None and dataset in self.dataset_defaults:
+            default = self.dataset_defaults[dataset]
         if hparams_seed == 0:
             return default
         base_seed = seed_hash(hparams_seed, trial_seed)

@@ -83,8 +83,8 @@ MODES: Registry[type] = Registry("training mode")
 def register_mode(name: str) -> Callable[[type], type]:
     """Register a TrainingMode subclass as ``name``: its switch flag is ``--name``.
 
-    The trainer calls modes in registration order (GradSamp, ssProp, then plugins), so a
-    mode that plans the epoch's kind sees the plan of the modes before it.
+    The trainer calls modes in registration order (GradSamp, ssProp, EMA, SMA, SWAD, then
+    plugins), so a mode that plans the epoch's kind sees the plan of the modes before it.
     """
 
     def decorator(cls: type) -> type:
@@ -95,9 +95,22 @@ def register_mode(name: str) -> Callable[[type], type]:
         if clashes:
             raise ValueError(f"training mode '{name}' redeclares flag --{clashes[0]}")
         cls.NAME = name
-        return MODES.register(name)(cls)
+        MODES.register(name)(cls)
+        _keep_builtin_modes_first()
+        return cls
 
     return decorator
+
+
+def _keep_builtin_modes_first() -> None:
+    """Built-in modes in ``dgsamp.modes.builtin``'s order, then the others as registered,
+    whichever module was imported first (a mode module imported directly loads the
+    built-ins from inside its own decorator, so it would otherwise register last)."""
+    from dgsamp.modes.builtin import BUILTIN_MODE_MODULES
+
+    rank = {module: index for index, module in enumerate(BUILTIN_MODE_MODULES)}
+    ordered = sorted(MODES._entries.items(), key=lambda item: rank.get(item[1].__module__, len(rank)))
+    MODES._entries = dict(ordered)
 
 
 def _flags_of_other_modes(name: str) -> set[str]:

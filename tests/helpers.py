@@ -22,7 +22,8 @@ def shared_data_dir(*parts: str) -> Path:
     return path
 
 
-TINY_RUN = [
+TINY_RUN = [  # dgsamp's own protocol: epochs, joint passes, clean evaluation (docs/protocol.md)
+    "--protocol", "dgsamp",
     "--dataset", "PACSMini", "--backbone", "test_efficientnet", "--resolution", "32",
     "--pretrained", "none", "--epochs", "2", "--steps_per_epoch", "2", "--batch_size", "8",
     "--progress", "lines", "--energy", "auto",

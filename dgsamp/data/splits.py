@@ -5,11 +5,15 @@ trial_seed, i))``; the first ``int(n * holdout_fraction)`` shuffled indices are 
 (validation, used by model selection) and the rest the *in* split (training for train domains,
 the reported score for test domains). The same trial_seed always gives the same splits.
 
-Domain adaptation (``task="domain_adaptation"``): the trainer draws unlabeled batches from each
-test domain. With ``uda_holdout_fraction == 0`` (the default) they come from the test domain's
-whole in split (transductive, as tllib trains). With ``uda_holdout_fraction > 0`` DomainBed's
-scheme is used: the first ``int(len(in) * uda_holdout_fraction)`` indices of the in split,
-reshuffled with the same seed, become the unlabeled set and are removed from the in split.
+Unlabeled target data, two schemes (``unlabeled_split``, set by the protocol preset):
+
+- ``"uda"`` (DomainBed, train.py since b953488): in *both* tasks, the first
+  ``int(len(in) * uda_holdout_fraction)`` indices of each test domain's in split, reshuffled
+  with the same seed, become its *uda* split and leave the in split. Domain adaptation
+  draws its unlabeled batches from it (it needs ``uda_holdout_fraction > 0``).
+- ``"test_in"`` (dgsamp's): only in domain adaptation; with ``uda_holdout_fraction == 0``
+  the unlabeled batches come from the test domain's whole in split (transductive, as tllib
+  trains), with ``> 0`` from a uda split carved as above.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dgsamp.errors import UserError
 from dgsamp.utils.seeding import seed_hash
 
 TASKS = ("domain_generalization", "domain_adaptation")
+UNLABELED_SPLITS = ("uda", "test_in")
 
 
 def split_indices(indices: Sequence[int] | np.ndarray, n_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +51,7 @@ class Splits:
     out_indices: tuple[np.ndarray, ...]
     test_envs: tuple[int, ...]
     task: str
-    unlabeled: dict[int, np.ndarray] = field(default_factory=dict)
+    unlabeled: dict[int, np.ndarray] = field(default_factory=dict)  # uda split or DA's unlabeled set
 
     @property
     def num_domains(self) -> int:
@@ -84,20 +89,27 @@ def make_splits(
     trial_seed: int = 0,
     task: str = "domain_generalization",
     uda_holdout_fraction: float = 0.0,
+    unlabeled_split: str = "test_in",
 ) -> Splits:
-    """In/out (and DA unlabeled) indices for every domain of ``dataset`` (a sequence of domains)."""
+    """In/out (and uda or DA unlabeled) indices for every domain of ``dataset`` (a sequence of
+    domains); ``unlabeled_split``: the scheme of the module docstring."""
     num_domains = len(dataset)
     envs = validate_test_envs(test_envs, num_domains, task)
     if not 0.0 <= holdout_fraction < 1.0:
         raise UserError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if not 0.0 <= uda_holdout_fraction < 1.0:
         raise UserError(f"uda_holdout_fraction must be in [0, 1), got {uda_holdout_fraction}")
+    if unlabeled_split not in UNLABELED_SPLITS:
+        raise ValueError(f"unlabeled_split must be one of {UNLABELED_SPLITS}, got {unlabeled_split!r}")
+    if unlabeled_split == "uda" and task == "domain_adaptation" and uda_holdout_fraction == 0:
+        raise UserError("domain adaptation with DomainBed's uda split needs uda_holdout_fraction > 0")
     in_splits, out_splits, unlabeled = [], [], {}
     for env_index in range(num_domains):
         n = len(dataset[env_index])
         seed = seed_hash(trial_seed, env_index)
         in_part, out_part = split_indices(np.arange(n), int(n * holdout_fraction), seed)
-        if task == "domain_adaptation" and env_index in envs:
+        carve_uda = unlabeled_split == "uda" and uda_holdout_fraction > 0
+        if env_index in envs and (task == "domain_adaptation" or carve_uda):
             if uda_holdout_fraction > 0:
                 in_part, unlabeled_part = split_indices(
                     in_part, int(len(in_part) * uda_holdout_fraction), seed

@@ -62,7 +62,7 @@ class TrainingData:
     splits: Splits
     train: list[DomainTensors]  # in-split of every training domain, in domain order
     unlabeled: list[DomainTensors]  # domain adaptation: the test domains' unlabeled data
-    eval_splits: dict[str, DomainTensors]
+    eval_splits: dict[str, DomainTensors]  # env{i}_in, env{i}_out (and env{i}_uda: DomainBed's uda split)
     num_classes: int
 
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -78,9 +78,16 @@ def load_training_data(
     resolution: int | None,
     device: torch.device,
     num_threads: int,
+    uda_holdout_fraction: float = 0.0,
+    unlabeled_split: str = "test_in",
 ) -> TrainingData:
-    """Decode every domain once and index it into DomainBed's splits, on ``device``."""
-    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task)
+    """Decode every domain once and index it into DomainBed's splits, on ``device``.
+
+    Under ``unlabeled_split="uda"`` a test domain's uda split is also evaluated (``env{i}_uda``,
+    as DomainBed's train.py does); in domain adaptation it feeds the unlabeled batches.
+    """
+    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task, uda_holdout_fraction,
+                         unlabeled_split)
     if dataset.IS_IMAGE and resolution is not None:
         sizes = [len(dataset[env]) for env in range(len(dataset))]
         check_cache_fits(sizes, resolution, device, available_bytes(device))
@@ -103,8 +110,17 @@ def load_training_data(
         if env in splits.train_envs:
             train.append(eval_splits[f"env{env}_in"])
         if env in splits.unlabeled:
+            if len(splits.unlabeled[env]) == 0:
+                raise UserError(
+                    f"domain {env} of {type(dataset).__name__} gets no unlabeled items with "
+                    f"--uda_holdout_fraction {uda_holdout_fraction}; raise it"
+                )
             same_as_in = np.array_equal(splits.unlabeled[env], splits.in_indices[env])
-            unlabeled.append(eval_splits[f"env{env}_in"] if same_as_in else part(splits.unlabeled[env]))
+            target = eval_splits[f"env{env}_in"] if same_as_in else part(splits.unlabeled[env])
+            if unlabeled_split == "uda":
+                eval_splits[f"env{env}_uda"] = target
+            if task == "domain_adaptation":
+                unlabeled.append(target)
     return TrainingData(splits, train, unlabeled, eval_splits, dataset.num_classes)
 
 

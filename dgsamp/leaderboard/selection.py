@@ -19,6 +19,10 @@ validation accuracy ``val`` and keeps the group with the highest ``val``.
 
 Ties: within a run the earliest record wins; between hyperparameter groups the lowest
 ``hparams_seed`` wins (DomainBed's order there depends on the file system).
+
+A run's candidate records are those that evaluated the same kind of model as its last
+record (``evaluated_model``, :func:`~dgsamp.tracking.schema.same_model_records`): an SMA
+run is picked among its averaged epochs, a SWAD run is its final averaged model.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def best_training_domain_record(
     ``env{i}_out_acc`` over the domains not in ``test_envs``; the earliest wins a tie),
     and that accuracy. The one implementation of the rule: the leaderboard applies it
     per run, ``summary.json``'s ``selected_ood_acc`` to the run just trained."""
+    records = schema.same_model_records(records)
     best, best_val = records[0], schema.training_domain_accuracy(records[0], test_envs)
     for record in records[1:]:
         val = schema.training_domain_accuracy(record, test_envs)
@@ -105,7 +110,7 @@ class LeaveOneDomainOut(SelectionRule):
         num_envs = 0
         for run in runs:
             num_envs = num_envs or run.num_envs
-            for record in run.records:
+            for record in schema.same_model_records(run.records):
                 step = record[schema.STEP]
                 if run.test_envs == (test_env,):
                     test_records.setdefault(step, []).append((run, record))

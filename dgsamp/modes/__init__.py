@@ -1,4 +1,5 @@
-"""Training modes: what the trainer does around the update (GradSamp, ssProp, plugins).
+"""Training modes: what the trainer does around the update (GradSamp, ssProp, EMA, SMA,
+SWAD, plugins).
 
 See ``dgsamp.modes.base`` for the protocol; ``dgsamp.registry.register_mode`` to add one.
 """

@@ -13,8 +13,36 @@ at fixed points of every epoch::
         other:     the mode that set plan.kind runs mode.run_epoch(plan)    no data
         mode.after_epoch(algorithm, plan)
         model = mode.evaluation_model(model)   # averaging modes return their average
+        evaluation = accuracy and cross-entropy of every split, of that model
+        mode.after_evaluation(plan, evaluation) # SWAD reads the validation loss
+        last epoch only:
+            model = mode.final_model(model, training_inputs)   # SWAD: window average, BN
+            if a mode returned another model, it is evaluated and the record reports it
         record |= mode.record_fields(plan)
     checkpoint["modes"][name] = mode.state_dict()
+
+Hooks a mode may override (each does nothing by default):
+
+- ``setup(algorithm, device)``: once, after the algorithm is built (copies made here
+  have the algorithm's structure, device and memory format).
+- ``plan_epoch(plan)`` / ``run_epoch(algorithm, plan)``: claim an epoch and run it.
+- ``after_step(algorithm, step)``: after every optimizer step of a backprop epoch
+  (``step``: the trainer's global step, which non-backprop epochs advance too).
+- ``after_epoch(algorithm, plan)``: after every epoch, before evaluation.
+- ``evaluation_model(model)``: the model to evaluate this epoch.
+- ``after_evaluation(plan, evaluation)``: the epoch's :class:`~dgsamp.training.evaluation.Evaluation`
+  (per-split ``accuracies``, mean cross-entropy ``losses``, ``validation_loss``) of the
+  model ``evaluation_model`` chose.
+- ``final_model(model, training_inputs)``: once, after the last epoch's evaluation;
+  return the model that the last results line should report (default: ``model``).
+  ``training_inputs`` yields augmented training batches (one minibatch per training
+  domain, concatenated, on the device), e.g. to recompute BatchNorm statistics; the
+  call is metered as training (energy, seconds; its FLOPs are not counted).
+- ``record_fields(plan)``, ``state_dict()``, ``load_state_dict(state)``.
+
+A mode that replaces the evaluated model (``CHOOSES_EVALUATED_MODEL``: the averaging
+modes) says which one in its ``evaluated_model`` results field; two such modes cannot
+run together.
 
 Everything a mode knows about itself lives in its class: its flags and their checks
 (CLI flags, config validation), its results fields (results.jsonl, W&B), and its part of
@@ -24,15 +52,18 @@ checkpoint and the leaderboard never name a mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from dgsamp.errors import UserError
 from dgsamp.tracking.schema import BACKPROP
+
+if TYPE_CHECKING:
+    from dgsamp.training.evaluation import Evaluation
 
 
 @dataclass(frozen=True)
@@ -91,11 +122,14 @@ class TrainingMode:
             on when its switch differs from the switch's default.
         EPOCH_KINDS: the kinds of epoch the mode can plan besides backprop (each gets a
             ``<kind>_epochs`` counter in results).
+        CHOOSES_EVALUATED_MODEL: True when ``evaluation_model`` / ``final_model`` may
+            return another model than the online one (at most one such mode per run).
     """
 
     NAME: ClassVar[str] = ""
     OPTIONS: ClassVar[dict[str, Option]] = {}
     EPOCH_KINDS: ClassVar[tuple[str, ...]] = ()
+    CHOOSES_EVALUATED_MODEL: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any], run: RunShape) -> None:
         self.options = dict(options)
@@ -157,6 +191,15 @@ class TrainingMode:
         """The model to evaluate (averaging modes return their averaged copy)."""
         return model
 
+    def after_evaluation(self, plan: EpochPlan, evaluation: Evaluation) -> None:
+        """After every epoch's evaluation of the model ``evaluation_model`` returned."""
+
+    def final_model(self, model: nn.Module, training_inputs: Iterator[torch.Tensor]) -> nn.Module:
+        """Once, after the last epoch's evaluation: the model the last results line reports
+        (another one than ``model`` is evaluated again). ``training_inputs`` yields
+        augmented training batches x[B, C, H, W] on the device (draw only what you use)."""
+        return model
+
     def record_fields(self, plan: EpochPlan) -> dict[str, Any]:
         """Fields this mode adds to the epoch's results line (and W&B row)."""
         return {}
@@ -166,6 +209,13 @@ class TrainingMode:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
+
+
+def check_modes_combine(modes: Sequence[type[TrainingMode]]) -> None:
+    """Refuse active modes that cannot run together: two that choose the evaluated model."""
+    choosers = [mode.NAME for mode in modes if mode.CHOOSES_EVALUATED_MODEL]
+    if len(choosers) > 1:
+        raise UserError(f"--{choosers[0]} and --{choosers[1]} each choose the model to evaluate; use one of them")
 
 
 def _short(value: Any) -> str:

@@ -1,5 +1,16 @@
-"""Import the built-in training modes so that their ``@register_mode`` runs (order matters:
-the trainer calls modes in registration order)."""
+"""Import the built-in training modes so that their ``@register_mode`` runs, in this order:
+the trainer calls modes in registration order, so the averaging modes come after GradSamp
+and ssProp and average the weights those produce."""
 
-from dgsamp.modes.gradsamp import mode as gradsamp_mode  # noqa: F401
-from dgsamp.modes.ssprop import mode as ssprop_mode  # noqa: F401
+import importlib
+
+BUILTIN_MODE_MODULES = (
+    "dgsamp.modes.gradsamp.mode",
+    "dgsamp.modes.ssprop.mode",
+    "dgsamp.modes.averaging.ema",
+    "dgsamp.modes.averaging.sma",
+    "dgsamp.modes.averaging.swad",
+)
+
+for _module in BUILTIN_MODE_MODULES:
+    importlib.import_module(_module)

@@ -1,8 +1,9 @@
 """One results.jsonl line per epoch, and the run's summary.
 
 A record holds DomainBed's keys (``epoch``, ``step``, ``env{i}_in_acc``, ``env{i}_out_acc``,
-``args``, ``hparams``), the epoch's mean losses, the fields the training modes add (e.g.
-``ssprop_keep``), and the energy accounting: ``epoch_kind``, measured
+``args``, ``hparams``), the epoch's mean losses, which model was evaluated
+(``evaluated_model``), the fields the training modes add (e.g. ``ssprop_keep``), and the
+energy accounting: ``epoch_kind``, measured
 ``train_energy_J``/``eval_energy_J`` (None when unmeasured), counted ``train_flops``,
 seconds, and running totals. Key names: :mod:`dgsamp.tracking.schema`; see
 docs/results-format.md.
@@ -52,6 +53,7 @@ def make_record(
         k.OOD_ACC: k.mean_test_accuracy(accuracies, test_envs),
         **losses,
         k.EPOCH_KIND: kind,
+        k.EVALUATED_MODEL: k.ONLINE,  # a mode that evaluates its own model says so in mode_fields
         **mode_fields,
         k.TRAIN_ENERGY_J: train_joules,
         k.EVAL_ENERGY_J: eval_joules,

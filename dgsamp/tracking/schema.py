@@ -13,7 +13,7 @@ floating-point operations (FLOPs), time in wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # ---------------------------------------------------------------- DomainBed's keys
@@ -92,6 +92,11 @@ CUM_TRAIN_FLOPS = "cum_train_flops"
 """int: training FLOPs summed over the epochs so far."""
 WEIGHTS = "weights"
 """str or null: the pretrained weights the backbone started from."""
+EVALUATED_MODEL = "evaluated_model"
+"""str: which model the line's accuracies are of: ``online`` (the trained weights) or the
+name a training mode gives its own (``ema``, ``sma``, ``swad``)."""
+ONLINE = "online"
+"""The value of ``evaluated_model`` for the trained weights themselves."""
 
 EPOCHS_SUFFIX = "_epochs"
 
@@ -121,6 +126,14 @@ def mean_test_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]) -> f
     return sum(record[env_in_acc(env)] for env in envs) / len(envs)
 
 
+def same_model_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records that evaluated the same kind of model as the last one (``evaluated_model``;
+    all of them when the key is absent, as in DomainBed's records). Model selection picks
+    among these, so a SWAD run is scored by its averaged model, never by an online epoch."""
+    last = records[-1].get(EVALUATED_MODEL) if records else None
+    return [record for record in records if record.get(EVALUATED_MODEL) == last]
+
+
 def training_domain_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]) -> float:
     """Mean out-split accuracy of the training domains (DomainBed's training-domain
     validation accuracy of a record; fraction)."""
@@ -131,7 +144,7 @@ def training_domain_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]
 
 RECORD_KEYS = (ARGS, HPARAMS, EPOCH, STEP, OOD_ACC, LOSS, EPOCH_KIND, TRAIN_ENERGY_J,
                EVAL_ENERGY_J, ENERGY_SOURCE, TRAIN_FLOPS, TRAIN_SECONDS, EVAL_SECONDS,
-               EPOCH_SECONDS, CUM_TRAIN_ENERGY_J, CUM_TRAIN_FLOPS, BACKPROP_EPOCHS)
+               EPOCH_SECONDS, CUM_TRAIN_ENERGY_J, CUM_TRAIN_FLOPS, BACKPROP_EPOCHS, EVALUATED_MODEL)
 """The fixed keys of a results line (besides ``env{i}_*_acc``, losses and mode fields)."""
 
 # ---------------------------------------------------------------- summary.json

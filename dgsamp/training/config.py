@@ -28,9 +28,11 @@ from typing import Any
 
 from dgsamp.errors import UserError
 from dgsamp.hparams import resolve_hparams
-from dgsamp.modes.base import RunShape
+from dgsamp.modes.base import RunShape, check_modes_combine
 from dgsamp.registry import ALGORITHMS, DATASETS, MODES
 from dgsamp.training.flags import all_hparam_specs, mode_option_names
+from dgsamp.training.protocol_flags import resolve_protocol
+from dgsamp.training.schedule import Schedule, epoch_schedule, step_schedule
 from dgsamp.utils.seeding import seed_hash
 
 # Settings that change no number (or only how it is spelled: the raw --hparams JSON and
@@ -40,7 +42,8 @@ NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
     "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "energy", "hparams", "plugin", "device",
 }
-AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "eval_batch_size": 1, "num_workers": 0, "resolution": 16}
+AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "steps": 1, "checkpoint_freq": 1, "eval_batch_size": 1,
+            "num_workers": 0, "resolution": 16}
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,17 @@ class RunConfig:
     hparams_seed: int
     trial_seed: int
     seed: int
-    epochs: int
+    protocol: str  # the preset (dgsamp.training.presets) the settings below started from
+    steps: int | None  # step mode: DomainBed's n_steps; None in epoch mode
+    checkpoint_freq: int | None  # step mode: evaluation period in steps
+    evaluate_last_step: bool  # step mode: also evaluate after step steps - 1
+    epochs: int  # the trainer's epochs (step mode: the number of evaluation points)
     steps_per_epoch: int | None
     holdout_fraction: float
+    uda_holdout_fraction: float
+    unlabeled_split: str  # "uda" (DomainBed's uda split) or "test_in" (DA: the test in-split)
+    featurizer_passes: str  # "per_domain" or "joint"
+    eval_augmentation: str  # "train_domains" or "none"
     output_dir: str
     no_resume: bool
     plugin: tuple[str, ...]
@@ -114,6 +125,13 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"args": self.args, "hparams": dict(self.hparams)}
 
+    def schedule(self, pass_steps: int) -> Schedule:
+        """Updates per trainer epoch (``dgsamp.training.schedule``); ``pass_steps``: the
+        updates of one pass over the largest training domain, the default epoch length."""
+        if self.steps is not None:
+            return step_schedule(self.steps, int(self.checkpoint_freq or 1), self.evaluate_last_step)
+        return epoch_schedule(self.epochs, self.steps_per_epoch or pass_steps)
+
     @classmethod
     def from_flags(cls, namespace: argparse.Namespace) -> RunConfig:
         """Validate parsed ``dgsamp train`` flags (unset ones are None), fill defaults, freeze."""
@@ -130,22 +148,27 @@ class RunConfig:
             algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides,
             trial_seed=args["trial_seed"], dataset=args["dataset"],
         )
+        protocol = resolve_protocol(args, dataset_class, algorithm_class, hparams)  # preset, then flags
         test_envs = tuple(sorted(args["test_envs"]))
         seed = args["seed"]
         if seed is None:  # as DomainBed's sweeps derive it
             seed = seed_hash(args["dataset"], args["algorithm"], list(test_envs), args["hparams_seed"],
                              args["trial_seed"])
-        modes = {name: MappingProxyType(_mode_options(name, raw, RunShape(args["epochs"], seed)))
+        modes = {name: MappingProxyType(_mode_options(name, raw, RunShape(protocol.epochs, seed)))
                  for name in MODES.in_registration_order()}
         wandb = args["wandb"] or ("online" if os.environ.get("WANDB_SWEEP_ID") else "disabled")
         config = cls(
             dataset=args["dataset"], data_dir=args["data_dir"], algorithm=args["algorithm"],
-            backbone=args["backbone"] or dataset_class.DEFAULT_BACKBONE, test_envs=test_envs, task=args["task"],
+            backbone=protocol.backbone, test_envs=test_envs, task=args["task"],
             hparams_json=args["hparams"], hparams_seed=args["hparams_seed"], trial_seed=args["trial_seed"],
-            seed=seed, epochs=args["epochs"], steps_per_epoch=args["steps_per_epoch"],
-            holdout_fraction=args["holdout_fraction"], output_dir=args["output_dir"] or "",
+            seed=seed, protocol=protocol.protocol, steps=protocol.steps, checkpoint_freq=protocol.checkpoint_freq,
+            evaluate_last_step=protocol.evaluate_last_step, epochs=protocol.epochs,
+            steps_per_epoch=protocol.steps_per_epoch, holdout_fraction=args["holdout_fraction"],
+            uda_holdout_fraction=protocol.uda_holdout_fraction, unlabeled_split=protocol.unlabeled_split,
+            featurizer_passes=protocol.featurizer_passes, eval_augmentation=protocol.eval_augmentation,
+            output_dir=args["output_dir"] or "",
             no_resume=args["no_resume"], plugin=tuple(args["plugin"]), pretrained=args["pretrained"],
-            pretrained_file=args["pretrained_file"], freeze_bn=args["freeze_bn"], resolution=args["resolution"],
+            pretrained_file=args["pretrained_file"], freeze_bn=protocol.freeze_bn, resolution=args["resolution"],
             device=args["device"], precision=args["precision"], data_cache=args["data_cache"],
             num_workers=args["num_workers"], eval_batch_size=args["eval_batch_size"],
             deterministic=args["deterministic"], compile=args["compile"], progress=args["progress"],
@@ -153,6 +176,7 @@ class RunConfig:
             wandb_entity=args["wandb_entity"], wandb_group=args["wandb_group"], wandb_tags=tuple(args["wandb_tags"]),
             hparams=MappingProxyType(hparams), modes=MappingProxyType(modes),
         )
+        check_modes_combine([MODES.get(name) for name in config.active_modes])
         if not config.output_dir:
             config = dataclasses.replace(config, output_dir=str(Path("runs") / config.job_id))
         return config

@@ -1,15 +1,40 @@
-"""Accuracy of every domain split, with one host synchronisation per split.
+"""Accuracy and mean cross-entropy of every domain split, with one host synchronisation.
 
 Each chunk moves to the model's device before its transform, so normalisation runs there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from dgsamp.data.domain_tensors import DomainTensors
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of one model.
+
+    ``accuracies``: ``{"env0_in_acc": 0.81, ...}``, fraction of items whose argmax logit is
+    the label (the results line's keys); ``losses``: ``{"env0_in_loss": 0.52, ...}``, mean
+    cross-entropy per split (0.0 for an empty split, like its accuracy).
+    """
+
+    accuracies: dict[str, float]
+    losses: dict[str, float]
+    test_envs: tuple[int, ...]
+
+    @property
+    def validation_loss(self) -> float:
+        """Mean over the training domains of their out-split cross-entropy (the training-domain
+        validation loss; SWAD's ``tr_outloss``)."""
+        values = [value for name, value in self.losses.items()
+                  if name.endswith("_out_loss") and int(name[3:].split("_")[0]) not in self.test_envs]
+        return sum(values) / len(values)
 
 
 @torch.no_grad()
@@ -19,20 +44,34 @@ def evaluate(
     transform,
     batch_size: int,
     autocast: AbstractContextManager,
-) -> dict[str, float]:
-    """``{"env0_in_acc": 0.81, ...}``: fraction of items whose argmax logit is the label."""
+    test_envs: Sequence[int] = (),
+    split_transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> Evaluation:
+    """Accuracy and mean cross-entropy of ``algorithm.predict`` on every split.
+
+    ``split_transforms[name]`` replaces ``transform`` for split ``name`` (DomainBed evaluates
+    the training domains' splits through their training augmentation).
+    """
     device = next(algorithm.parameters()).device
     was_training = algorithm.training
     algorithm.eval()
-    correct = {}
+    sums = []  # per split: [hits, summed cross-entropy], kept on the device
     for name, data in splits.items():
-        hits = torch.zeros((), dtype=torch.int64, device=device)
+        split_transform = (split_transforms or {}).get(name, transform)
+        total = torch.zeros(2, dtype=torch.float64, device=device)
         for start in range(0, len(data), batch_size):
-            x = transform(data.x[start : start + batch_size].to(device, non_blocking=True))
+            x = split_transform(data.x[start : start + batch_size].to(device, non_blocking=True))
             y = data.y[start : start + batch_size].to(device, non_blocking=True)
             with autocast:
                 logits = algorithm.predict(x)
-            hits += (logits.argmax(dim=1) == y).sum()
-        correct[name] = (hits, len(data))
+            hits = (logits.argmax(dim=1) == y).sum()
+            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            total += torch.stack([hits.double(), loss.double()])
+        sums.append(total)
     algorithm.train(was_training)
-    return {f"{name}_acc": (hits.item() / total if total else 0.0) for name, (hits, total) in correct.items()}
+    values = torch.stack(sums).tolist() if sums else []
+    accuracies, losses = {}, {}
+    for (name, data), (hits, loss) in zip(splits.items(), values, strict=True):
+        accuracies[f"{name}_acc"] = hits / len(data) if len(data) else 0.0
+        losses[f"{name}_loss"] = loss / len(data) if len(data) else 0.0
+    return Evaluation(accuracies, losses, tuple(test_envs))

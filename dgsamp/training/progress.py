@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -11,10 +12,12 @@ from dgsamp.tracking import schema as k
 
 
 class Progress:
-    def __init__(self, style: str, epochs: int, steps_per_epoch: int) -> None:
+    """``epoch_steps[k]``: the updates of epoch ``k + 1`` (``dgsamp.training.schedule``)."""
+
+    def __init__(self, style: str, epoch_steps: Sequence[int]) -> None:
         use_bar = style == "bar" or (style == "auto" and sys.stderr.isatty())
-        self.bar = tqdm(total=epochs * steps_per_epoch, unit="step", dynamic_ncols=True) if use_bar else None
-        self.steps_per_epoch = steps_per_epoch
+        self.bar = tqdm(total=sum(epoch_steps), unit="step", dynamic_ncols=True) if use_bar else None
+        self.epoch_steps = tuple(epoch_steps)
 
     def step(self) -> None:
         if self.bar is not None:
@@ -29,12 +32,12 @@ class Progress:
         loss = record.get(k.LOSS)
         loss_text = "" if loss is None else f"loss {loss:.4f}  "
         line = (
-            f"epoch {record[k.EPOCH]} [{record[k.EPOCH_KIND]}]  {loss_text}{k.OOD_ACC} {record[k.OOD_ACC]:.4f}  "
+            f"epoch {record[k.EPOCH]} (step {record[k.STEP]}) [{record[k.EPOCH_KIND]}]  {loss_text}{k.OOD_ACC} {record[k.OOD_ACC]:.4f}  "
             f"train energy {energy_text}  {record[k.EPOCH_SECONDS]:.1f}s\n    {accuracies}"
         )
         if self.bar is not None:
             if record[k.EPOCH_KIND] != k.BACKPROP:  # no steps ran: the bar jumps the epoch
-                self.bar.update(self.steps_per_epoch)
+                self.bar.update(self.epoch_steps[record[k.EPOCH] - 1])
             self.bar.write(line)
         else:
             print(line, flush=True)

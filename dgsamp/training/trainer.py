@@ -7,6 +7,8 @@
             other:    the planning mode's run_epoch      # no data (GradSamp's draw)
         modes' after_epoch
         with meter.phase("eval"): accuracy of every split, of the model the modes evaluate
+        modes' after_evaluation                          # SWAD reads the validation loss
+        last epoch: modes' final_model, evaluated again if it differs (SWAD's average)
         results.jsonl <- record;  checkpoint <- state map;  W&B <- record
 
 The trainer knows nothing about a specific algorithm, dataset, backbone or mode: all of
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from functools import partial
 from typing import Any
@@ -35,13 +38,14 @@ from dgsamp.metering.flops import count_flops
 from dgsamp.modes.base import BACKPROP, EpochPlan, RunShape
 from dgsamp.registry import MODES, create_algorithm, create_dataset
 from dgsamp.tracking.records import make_record, summarize
+from dgsamp.tracking.schema import EVALUATED_MODEL
 from dgsamp.tracking.wandb_sink import WandbSink
 from dgsamp.training import state as trainer_state
 from dgsamp.training.checkpoint import save_checkpoint
 from dgsamp.training.config import RunConfig
 from dgsamp.training.crashpoints import pause_here
 from dgsamp.training.device import configure_backends, resolve_device
-from dgsamp.training.evaluation import evaluate
+from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.training.memory import check_batch_fits
 from dgsamp.training.progress import Progress
 from dgsamp.training.run_dir import ExistingRun, open_run_dir, prepare_run_dir
@@ -82,12 +86,14 @@ class Trainer:
         self.data = load_training_data(
             dataset, list(config.test_envs), config.holdout_fraction, config.trial_seed, config.task,
             self.backbone.resolution if dataset.IS_IMAGE else None, data_device, config.num_workers or 1,
+            config.uda_holdout_fraction, config.unlabeled_split,
         )
         with self.device:  # parameters and optimizers are born on the device (fused Adam on CUDA)
             self.algorithm = create_algorithm(
                 config.algorithm, self.backbone.featurizer.to(self.device), dataset.num_classes,
                 len(self.data.train), dict(config.hparams),
             )
+        self.algorithm.per_domain_passes = config.featurizer_passes == "per_domain"
         memory_format = torch.contiguous_format
         if self.device.type == "cuda" and dataset.IS_IMAGE:
             memory_format = torch.channels_last
@@ -100,8 +106,10 @@ class Trainer:
         self.eval_transform = make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format)
 
         batch_size = int(config.hparams["batch_size"])
-        self.steps_per_epoch = config.steps_per_epoch or self.data.steps_per_epoch(batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.schedule = config.schedule(self.data.steps_per_epoch(batch_size))  # updates per epoch
+        assert self.schedule.epochs == config.epochs, (self.schedule, config.epochs)
+        self.steps_per_epoch = max(self.schedule.epoch_steps)  # the longest epoch
+        self.total_steps = self.schedule.total_steps
         # Batches are drawn where the data lives; augmentation runs on the device.
         self.generators = {
             "batches": torch.Generator(data_device).manual_seed(seed_hash(config.seed, "batches")),
@@ -137,7 +145,7 @@ class Trainer:
     # ----------------------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
         self.resume()
-        progress = Progress(self.config.progress, self.config.epochs, self.steps_per_epoch)
+        progress = Progress(self.config.progress, self.schedule.epoch_steps)
         try:
             for epoch in range(self.epoch + 1, self.config.epochs + 1):
                 record = self.run_epoch(EpochPlan(epoch), progress)
@@ -152,6 +160,9 @@ class Trainer:
             self.meter.close()
         summary = summarize(self.records, self.config.job_id, list(self.config.test_envs))
         model = {"state_dict": self.algorithm.state_dict(), **self.config.to_dict()}
+        evaluated = self.evaluation_model()
+        if evaluated is not self.algorithm:  # an averaging mode's model: the one the last record reports
+            model |= {EVALUATED_MODEL: self.records[-1][EVALUATED_MODEL], "evaluated_state_dict": evaluated.state_dict()}
         atomic_write(self.run_dir / "model.pt", lambda handle: torch.save(model, handle))
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.wandb.finish(summary)
@@ -168,27 +179,67 @@ class Trainer:
                 losses, flops = self.train_epoch(progress)
             else:
                 next(m for m in self.modes if plan.owner == m.NAME).run_epoch(self.algorithm, plan)
-                self.step += self.steps_per_epoch  # the LR schedule advances as if the epoch ran
+                self.step += self.schedule.steps_of(plan.epoch)  # the LR schedule advances as if it ran
                 losses, flops = {}, 0
         self.check_finite(plan.epoch, losses)
         for mode in self.modes:
             mode.after_epoch(self.algorithm, plan)
         with self.meter.phase("eval") as eval_reading:
             pause_here("eval", plan.epoch, self.run_dir)
-            accuracies = evaluate(self.evaluation_model(), self.data.eval_splits, self.eval_transform,
-                                  self.config.eval_batch_size, self.autocast)
+            evaluation = self.evaluate_model(self.evaluation_model())
+        for mode in self.modes:
+            mode.after_evaluation(plan, evaluation)
+        trains, evals = [train_reading], [eval_reading]
+        if plan.epoch == self.config.epochs:
+            evaluation = self.final_evaluation(evaluation, trains, evals)
         return make_record(
             base={"args": self.config.args, "hparams": dict(self.config.hparams), "weights": self.backbone.weights},
-            previous=self.records[-1] if self.records else None, epoch=plan.epoch, step=self.step,
+            previous=self.records[-1] if self.records else None, epoch=plan.epoch,
+            step=self.step - 1,  # DomainBed's step: the index of the last update (schedule.py)
             test_envs=list(self.config.test_envs), kind=plan.kind, epoch_kinds=self.epoch_kinds(),
-            mode_fields=self.mode_fields(plan), losses=losses, flops=flops, accuracies=accuracies,
-            train_joules=train_reading.joules, eval_joules=eval_reading.joules, energy_source=self.meter.source,
-            train_seconds=train_reading.seconds, eval_seconds=eval_reading.seconds,
+            mode_fields=self.mode_fields(plan), losses=losses, flops=flops, accuracies=evaluation.accuracies,
+            train_joules=_joules(trains), eval_joules=_joules(evals), energy_source=self.meter.source,
+            train_seconds=sum(r.seconds for r in trains), eval_seconds=sum(r.seconds for r in evals),
             epoch_seconds=time.perf_counter() - start,
         )
 
+    def evaluate_model(self, model: torch.nn.Module) -> Evaluation:
+        return evaluate(model, self.data.eval_splits, self.eval_transform, self.config.eval_batch_size,
+                        self.autocast, self.config.test_envs, self.augmented_eval_transforms())
+
+    def augmented_eval_transforms(self) -> dict[str, Any]:
+        """``--eval_augmentation train_domains`` (DomainBed's datasets): the training domains' in
+        and out splits go through the training augmentation, drawn from a generator seeded by
+        the epoch being evaluated (so a resumed run draws the same)."""
+        if self.config.eval_augmentation != "train_domains":
+            return {}
+        seed = seed_hash(self.config.seed, "eval_augmentation", self.epoch + 1)
+        augment = partial(self.train_transform, generator=torch.Generator(self.device).manual_seed(seed))
+        return {f"env{env}_{part}": augment for env in self.data.splits.train_envs for part in ("in", "out")}
+
+    def final_evaluation(self, evaluation: Evaluation, trains: list, evals: list) -> Evaluation:
+        """After the last epoch's evaluation: the modes' final model (SWAD's window average with
+        BatchNorm re-estimated; metered as training, appended to ``trains``) and, when it is
+        another model than the one just evaluated, its evaluation, which the last record reports."""
+        evaluated = model = self.evaluation_model()
+        with self.meter.phase("train") as reading, self.autocast:
+            for mode in self.modes:
+                model = mode.final_model(model, self.training_inputs())
+        if model is evaluated:
+            return evaluation
+        trains.append(reading)
+        with self.meter.phase("eval") as reading:
+            evaluation = self.evaluate_model(model)
+        evals.append(reading)
+        return evaluation
+
+    def training_inputs(self) -> Iterator[torch.Tensor]:
+        """Endless augmented training inputs for the modes: one minibatch per training domain, concatenated."""
+        while True:
+            yield torch.cat([self.augment(batches.next()[0]) for batches in self.train_batches])
+
     def train_epoch(self, progress: Progress) -> tuple[dict[str, float], int]:
-        """``steps_per_epoch`` updates; losses are summed on the device, synced once at the end.
+        """The epoch's updates (``schedule``); losses are summed on the device, synced once at the end.
 
         FLOPs are counted (forward + backward of ``algorithm.update``) on the first
         ``flops_cycle`` steps, the span after which an algorithm's op pattern repeats
@@ -196,9 +247,10 @@ class Trainer:
         """
         self.algorithm.train()
         sums: dict[str, torch.Tensor] = {}
-        cycle = min(self.steps_per_epoch, max(1, int(self.algorithm.flops_cycle)))
+        steps = self.schedule.steps_of(self.epoch + 1)
+        cycle = min(steps, max(1, int(self.algorithm.flops_cycle)))
         counted_flops = 0
-        for index in range(self.steps_per_epoch):
+        for index in range(steps):
             self.apply_lr_schedule()
             minibatches, unlabeled = self.next_batches()
             if index < cycle:
@@ -215,8 +267,8 @@ class Trainer:
             progress.step()
             if index == 0:
                 pause_here("train", self.epoch + 1, self.run_dir)
-        means = {name: float(total) / self.steps_per_epoch for name, total in sums.items()}
-        return means, round(counted_flops * self.steps_per_epoch / cycle)
+        means = {name: float(total) / steps for name, total in sums.items()}
+        return means, round(counted_flops * steps / cycle)
 
     def next_batches(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor] | None]:
         """One augmented minibatch per training domain (and per target domain in DA), on the device."""
@@ -317,3 +369,9 @@ class Trainer:
         trainer_state.load_parts(self.state_parts(), checkpoint["parts"], str(self.run_dir))
         atomic_write_jsonl(self.run_dir / "results.jsonl", self.records)
         print(f"resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
+
+
+def _joules(readings: list) -> float | None:
+    """Energy of several phase readings (J); None when any is unmeasured."""
+    values = [reading.joules for reading in readings]
+    return None if None in values else sum(values)

@@ -42,7 +42,9 @@ SIZE = 48
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 # a learning rate that moves a randomly initialised network within a few steps
-FAST = {"lr": 1e-3, "lr_g": 1e-3, "lr_d": 1e-3}
+# ERMPlusPlus: its 500-step linear probe of a random featurizer barely moves in 12 steps
+# (the warm-up itself is tested in test_batch_c.py), so it fine-tunes from step 2 here
+FAST = {"lr": 1e-3, "lr_g": 1e-3, "lr_d": 1e-3, "linear_steps": 0}
 
 torch.set_num_threads(1)
 
@@ -104,6 +106,13 @@ def class_losses(history, key: str = "class_loss") -> torch.Tensor:
 # fixed tiny batch: after ~6 steps the network lowers it by raising the class loss, so for
 # IRM the curve that must go down is its objective nll + β·penalty.
 CURVE_KEY = {"IRM": "loss"}
+# IB_IRM: IRMv1's penalty, as for IRM. IGA: λ = 1000 times the gradient-variance penalty
+# dominates the objective (it falls ~10x in 12 steps while the CE falls ~10%).
+CURVE_KEY |= {"IB_IRM": "loss", "IGA": "loss"}
+# DomainBed's default SANDMask τ = 1 masks every gradient entry (tanh(k/σ²·(a − 1)) ≤ 0 -> 0):
+# no parameter moves at the default, so the loss test runs it at τ = 0.5 (test_batch_b.py
+# checks the default's standstill).
+DEFAULT_OVERRIDES = {"SANDMask": {"tau": 0.5}}
 
 
 ALL = ALGORITHMS.names()
@@ -112,6 +121,7 @@ VARIANTS = [
     pytest.param("CDANN", {"grad_penalty": 0.1, "d_steps_per_g_step": 2}, id="CDANN-penalty-k2"),
     pytest.param("IRM", {"irm_penalty_anneal_iters": 5}, id="IRM-annealed"),
     pytest.param("VREx", {"vrex_penalty_anneal_iters": 5}, id="VREx-annealed"),
+    pytest.param("TRM", {"iters": 2}, id="TRM-transfer"),  # the TRM branch from step 3
 ]
 
 
@@ -120,7 +130,8 @@ def test_every_dgsamp_algorithm_is_registered():
 
 
 @pytest.mark.parametrize(
-    ("name", "overrides"), [*[pytest.param(n, {}, id=n) for n in ALL], *VARIANTS]
+    ("name", "overrides"),
+    [*[pytest.param(n, DEFAULT_OVERRIDES.get(n, {}), id=n) for n in ALL], *VARIANTS],
 )
 def test_training_loss_goes_down(name, overrides, data):
     minibatches, target, _ = data
@@ -363,11 +374,19 @@ def test_unknown_dann_mode_is_a_user_error():
         build("DANN", dann_mode="sideways")
 
 
+# Algorithms whose DomainBed update needs a value from the device on the host, and why.
+HOST_READS = {
+    "SelfReg": "DomainBed's within-class shuffles draw randperm(n_c): the class counts come from y",
+}
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ALL)
 def test_update_never_synchronises_with_the_host(name, data):
     """On a GPU, ``update`` must not read device memory (no .item(), no data-dependent shapes)."""
+    if name in HOST_READS:
+        pytest.skip(HOST_READS[name])
     minibatches, target, _ = data
     device = torch.device("cuda")
     algorithm = build(name).to(device)

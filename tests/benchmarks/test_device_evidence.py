@@ -84,6 +84,39 @@ def test_smoke_run_writes_every_part_with_its_fields(tmp_path):
     assert versus_off["energy_saved_J"]["n"] == 0  # no energy on this CPU: never a made-up number
 
 
+def test_a_part_stopped_at_its_cap_is_written_as_incomplete(tmp_path):
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "device_evidence.py"), "--smoke", "--out", str(out),
+         "--parts", "b_throughput", "--cap_throughput", "2", "--work_dir", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    part = json.loads((out / "b_throughput.json").read_text())
+    assert part["complete"] is False and "time cap" in part["reason"] and part["seconds"] < 15
+    assert all(entry["timed_out"] for entry in part["backbones"].values())
+    assert all(target["met"] is None for target in part["targets"].values())  # missing, not missed
+    assert list(json.loads((out / "summary.json").read_text())["parts"]) == ["b_throughput"]
+
+
+def test_device_profile_training_commands_parse(evidence, tmp_path):
+    """The GPU profile's ``dgsamp train`` flags are never run here: dgsamp's parser checks them."""
+    from dgsamp.cli import build_parser
+
+    driver, parts = evidence.device_evidence, evidence.evidence_parts
+    profile = driver.PROFILES["device"]
+    args = argparse.Namespace(smoke=False, device="cuda", data_dir=str(tmp_path))
+    ctx = driver.Context(args, profile, tmp_path, tmp_path, True, None)
+    commands = [ctx.train_command(tmp_path, *profile["energy_train"])]
+    arms = {arm: ctx.train_command(tmp_path, *profile["gradsamp_train"], "--epochs", "6", *flags)
+            for arm, flags in parts.ARM_FLAGS.items()}
+    for command in [*commands, *arms.values()]:
+        parsed = build_parser().parse_args(command[3:])
+        assert parsed.device == "cuda" and parsed.data_dir == str(tmp_path) and parsed.energy == "nvml"
+    skip = build_parser().parse_args(arms["skip"][3:])
+    assert (skip.gradsamp, skip.gradsamp_period, skip.gradsamp_dist) == ("periodic", 3, "skip")
+
+
 def test_mean_se_and_paired_differences(evidence):
     kit = evidence.evidence_kit
     assert kit.mean_se([1.0, 2.0, 3.0]) == {"n": 3, "missing": 0, "mean": 2.0, "se": pytest.approx(1 / math.sqrt(3))}

@@ -62,7 +62,7 @@ def test_a_plugin_mode_gets_rows_and_labels(ema_mode, tmp_path):
                       records_for(args, quality, 4, measured=True))
     lb = build_leaderboard(load_runs([tmp_path]), RULES["training_domain"])
     (table,) = lb.tables
-    assert [row.label for row in table.rows] == ["ERM", f"ERM + {EMA}(True, {EMA}_decay=0.99)"]
+    assert [row.label for row in table.rows] == ["ERM", f"ERM + {EMA}({EMA}_decay=0.99)"]
     ema_row = table.rows[1]
     assert ema_row.variant.mode(EMA) == {EMA: True, f"{EMA}_decay": 0.99}
     assert ema_row.energy_saved_pct is not None  # compared with the plain row of the table

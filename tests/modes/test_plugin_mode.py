@@ -1,4 +1,4 @@
-"""A third-party training mode in one file (the README's EMA example, as printed) gets CLI
+"""A third-party training mode in one file (the README's EMA example ``ema_example``, as printed) gets CLI
 flags, validation, checkpointing, results and W&B fields and leaderboard rows."""
 
 from __future__ import annotations
@@ -32,38 +32,44 @@ def ema_plugin(tmp_path_factory):
 
 def test_example_mode_trains_checkpoints_and_logs_its_fields(tmp_path, ema_plugin):
     run_dir = tmp_path / "ema"
-    done = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema", "--ema_decay", "0.5",
+    done = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example", "--ema_example_decay", "0.5",
                    "--wandb", "offline", "--output_dir", str(run_dir))
     assert done.returncode == 0, done.stderr
     records = read_results(run_dir)
-    assert [r["evaluated_model"] for r in records] == ["ema", "ema"]
-    assert records[0]["args"]["ema"] is True and records[0]["args"]["ema_decay"] == 0.5
+    assert [r["evaluated_model"] for r in records] == ["ema_example", "ema_example"]
+    assert records[0]["args"]["ema_example"] is True and records[0]["args"]["ema_example_decay"] == 0.5
     history = read_offline_run(run_dir).history
-    assert [row["evaluated_model"] for row in history] == ["ema", "ema"]
+    assert [row["evaluated_model"] for row in history] == ["ema_example", "ema_example"]
     parts = load_checkpoint(run_dir)["parts"]
-    average, current = parts["mode:ema"], parts["algorithm"]
+    average, current = parts["mode:ema_example"], parts["algorithm"]
     assert average.keys() == current.keys()
     assert any(not torch.equal(average[k], current[k]) for k in average if average[k].is_floating_point())
 
 
 def test_example_mode_flags_are_validated(tmp_path, ema_plugin):
-    without_switch = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_decay", "0.5",
+    without_switch = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example_decay", "0.5",
                              "--output_dir", str(tmp_path / "a"))
     assert without_switch.returncode == 2
     assert without_switch.stderr.strip() == (
-        "dgsamp: error: --ema_decay has no effect without --ema; drop it or add --ema")
-    out_of_range = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema", "--ema_decay", "1.5",
+        "dgsamp: error: --ema_example_decay has no effect without --ema_example; drop it or add --ema_example")
+    out_of_range = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example",
+                           "--ema_example_decay", "1.5",
                            "--output_dir", str(tmp_path / "b"))
     assert out_of_range.returncode == 2
-    assert out_of_range.stderr.strip() == "dgsamp: error: --ema_decay must be in (0, 1), got 1.5"
+    assert out_of_range.stderr.strip() == "dgsamp: error: --ema_example_decay must be in (0, 1), got 1.5"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     listed = run_cli("list", "modes", "--plugin", str(ema_plugin))
-    assert listed.stdout.splitlines()[-1].startswith("ema: Evaluate w_ema") and "--ema_decay" in listed.stdout
+    assert listed.stdout.splitlines()[-1].startswith("ema_example: Evaluate w_ema")
+    assert "--ema_example_decay" in listed.stdout
+    both = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example", "--swad",
+                   "--output_dir", str(tmp_path / "c"))
+    assert both.stderr.strip() == (
+        "dgsamp: error: --swad and --ema_example each choose the model to evaluate; use one of them")
 
 
 def test_example_mode_resumes_after_sigkill_with_identical_results(tmp_path, ema_plugin):
     argv = [sys.executable, "-m", "dgsamp", "train", *TINY_RUN, "--epochs", "3", "--plugin", str(ema_plugin),
-            "--ema", "--ema_decay", "0.7"]
+            "--ema_example", "--ema_example_decay", "0.7"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count: the same float sums
     assert subprocess.run([*argv, "--output_dir", str(whole)], capture_output=True, env=env).returncode == 0
@@ -82,11 +88,11 @@ def test_example_mode_resumes_after_sigkill_with_identical_results(tmp_path, ema
 
 
 def test_example_mode_runs_get_their_own_leaderboard_rows(tmp_path, ema_plugin):
-    for name, extra in (("plain", []), ("ema", ["--ema", "--ema_decay", "0.5"])):
+    for name, extra in (("plain", []), ("ema", ["--ema_example", "--ema_example_decay", "0.5"])):
         done = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), *extra,
                        "--output_dir", str(tmp_path / "runs" / name))
         assert done.returncode == 0, done.stderr
     table = run_cli("leaderboard", str(tmp_path / "runs"), "--plugin", str(ema_plugin))
     assert table.returncode == 0, table.stderr
     labels = {line.split(" | ")[0] for line in table.stdout.splitlines() if line.startswith("| ERM")}
-    assert labels == {"| ERM", "| ERM + ema(ema_decay=0.5)"}, table.stdout
+    assert labels == {"| ERM", "| ERM + ema_example(ema_example_decay=0.5)"}, table.stdout

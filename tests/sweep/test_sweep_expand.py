@@ -166,9 +166,9 @@ def test_overrides_become_constant_parameters_and_change_the_jobs(tmp_path):
     with pytest.raises(UserError, match="NAME=VALUE"):
         parse_overrides(["epochs"])
     plain = plan_sweep(path, tmp_path / "out")
-    fixed = plan_sweep(path, tmp_path / "out", overrides={"algorithm": "ERM", "epochs": 1})
+    fixed = plan_sweep(path, tmp_path / "out", overrides={"algorithm": "ERM", "epochs": 3})
     assert len(plain.jobs) == 8 and len(fixed.jobs) == 4
-    assert all("--algorithm=ERM" in j.argv and "--epochs=1" in j.argv for j in fixed.jobs)
+    assert all("--algorithm=ERM" in j.argv and "--epochs=3" in j.argv for j in fixed.jobs)
 
 
 def test_planned_job_adds_output_dir_group_and_wandb_mode_outside_the_hash(tmp_path):

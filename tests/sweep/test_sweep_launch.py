@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 PACS_MINI = REPO / "sweeps" / "pacs_mini.yaml"
 TINY = [
-    "backbone=test_efficientnet", "resolution=32", "pretrained=none", "epochs=1",
+    "backbone=test_efficientnet", "resolution=32", "pretrained=none", "epochs=3",
     "steps_per_epoch=2", "batch_size=8", "energy=none", "progress=lines", "num_workers=0",
 ]
 

@@ -77,7 +77,7 @@ def test_resume_after_epoch_2_continues_exactly(tmp_path, monkeypatch):
     for optimizer in state["optimizers"]:
         for group in optimizer["param_groups"]:
             assert 0 < group["lr"] < group["initial_lr"]  # cosine: decayed from the stored start
-    assert state["records"][-1]["cum_train_flops"] > 0
+    assert state["loop"]["records"][-1]["cum_train_flops"] > 0
 
     assert train_in_process(resumed, *DANN_GRADSAMP) == 0
     assert [r["epoch_kind"] for r in read_results(resumed)] == ["backprop", "backprop", "gradsamp", "backprop"]

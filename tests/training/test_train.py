@@ -15,7 +15,8 @@ def test_train_subprocess_leaves_results_model_and_done(tmp_path):
     assert "ood_acc" in completed.stdout and "env0_in" in completed.stdout
     records = read_results(run_dir)
     assert [r["epoch"] for r in records] == [1, 2]
-    assert [r["step"] for r in records] == [2, 4]
+    assert [r["step"] for r in records] == [1, 3]  # DomainBed's: the index of the last update
+    assert all(r["args"]["protocol"] == "dgsamp" for r in records)
     for record in records:
         for env in range(4):
             assert 0.0 <= record[f"env{env}_in_acc"] <= 1.0

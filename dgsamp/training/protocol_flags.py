@@ -1,0 +1,143 @@
+"""The protocol settings of one run: the ``--protocol`` preset, then the flags given explicitly.
+
+Every flag a preset sets parses to None when it is not given, so "given" is "not None".
+The result holds *effective* values: a setting that cannot act in this run (frozen
+BatchNorm on the MNIST CNN, per-domain passes for ERM, augmented evaluation of a tensor
+dataset) is recorded as what happens (False, ``joint``, ``none``); the same setting given
+explicitly is refused with one line (a flag without effect is bad input).
+
+Training length (docs/protocol.md, ``dgsamp.training.schedule``):
+
+- ``--steps`` (or a domainbed preset without ``--epochs``): step mode; ``--checkpoint_freq``
+  defaults to the dataset's ``CHECKPOINT_FREQ``; ``--steps_per_epoch`` has no effect;
+- ``--epochs`` (or ``--protocol dgsamp`` without ``--steps``): epoch mode;
+  ``--checkpoint_freq`` has no effect. ``--steps`` and ``--epochs`` together are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dgsamp.errors import UserError
+from dgsamp.registry import BACKBONES
+from dgsamp.training.presets import get_protocol
+from dgsamp.training.schedule import evaluation_steps
+
+PER_DOMAIN, JOINT = "per_domain", "joint"
+TRAIN_DOMAINS, NO_AUGMENTATION = "train_domains", "none"
+UDA, TEST_IN = "uda", "test_in"
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """The effective protocol settings (RunConfig fields of the same names)."""
+
+    protocol: str
+    steps: int | None
+    checkpoint_freq: int | None
+    evaluate_last_step: bool
+    epochs: int  # step mode: the number of evaluation points (the trainer's epochs)
+    steps_per_epoch: int | None
+    backbone: str
+    freeze_bn: bool
+    featurizer_passes: str
+    eval_augmentation: str
+    uda_holdout_fraction: float
+    unlabeled_split: str
+
+
+def resolve_protocol(
+    args: Mapping[str, Any], dataset_class: type, algorithm_class: type, hparams: Mapping[str, Any]
+) -> ProtocolSettings:
+    """Apply the preset ``args["protocol"]`` for this dataset, then the explicit flags; check."""
+    protocol = get_protocol(args["protocol"])
+    preset = protocol.resolve(dataset_class)
+    given = {name: args.get(name) for name in preset if args.get(name) is not None}
+    steps, freq, epochs = _training_length(args, preset, given, dataset_class)
+    backbone = given.get("backbone", preset["backbone"])
+    uda = _uda_holdout_fraction(args, preset["unlabeled_split"])
+    return ProtocolSettings(
+        protocol=protocol.name, steps=steps, checkpoint_freq=freq,
+        evaluate_last_step=bool(preset["evaluate_last_step"]), epochs=epochs,
+        steps_per_epoch=args.get("steps_per_epoch"), backbone=backbone,
+        freeze_bn=_freeze_bn(given, preset, backbone),
+        featurizer_passes=_featurizer_passes(given, preset, algorithm_class),
+        eval_augmentation=_eval_augmentation(given, preset, dataset_class, hparams),
+        uda_holdout_fraction=uda, unlabeled_split=preset["unlabeled_split"],
+    )
+
+
+def _training_length(
+    args: Mapping[str, Any], preset: Mapping[str, Any], given: Mapping[str, Any], dataset_class: type
+) -> tuple[int | None, int | None, int]:
+    """(steps, checkpoint_freq, epochs): step mode gives steps and freq, epoch mode epochs."""
+    if "steps" in given and "epochs" in given:
+        raise UserError("--steps and --epochs both set the training length; give one of them")
+    step_mode = "steps" in given or ("epochs" not in given and preset["steps"] is not None)
+    if step_mode:
+        if args.get("steps_per_epoch") is not None:
+            raise UserError("--steps_per_epoch has no effect when training is counted in steps; "
+                            "drop it or count in epochs with --epochs")
+        steps = int(given.get("steps", preset["steps"]))
+        freq = given.get("checkpoint_freq", preset["checkpoint_freq"]) or dataset_class.CHECKPOINT_FREQ
+        for name, value in (("steps", steps), ("checkpoint_freq", freq)):
+            if value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
+        return steps, int(freq), len(evaluation_steps(steps, int(freq), bool(preset["evaluate_last_step"])))
+    if "checkpoint_freq" in given:
+        raise UserError("--checkpoint_freq has no effect when training is counted in epochs (evaluation "
+                        "after every epoch); drop it or count in steps with --steps")
+    epochs = int(given.get("epochs", preset["epochs"]))
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    return None, None, epochs
+
+
+def _freeze_bn(given: Mapping[str, Any], preset: Mapping[str, Any], backbone: str) -> bool:
+    """Frozen BatchNorm acts on timm backbones only (registered ones, e.g. the MNIST CNN, use
+    their own normalisation)."""
+    if backbone not in BACKBONES:
+        return bool(given.get("freeze_bn", preset["freeze_bn"]))
+    if given.get("freeze_bn"):
+        raise UserError(f"--freeze_bn has no effect on backbone {backbone} (dgsamp freezes the BatchNorm "
+                        "of timm backbones); drop it")
+    return False
+
+
+def _featurizer_passes(given: Mapping[str, Any], preset: Mapping[str, Any], algorithm_class: type) -> str:
+    value = given.get("featurizer_passes", preset["featurizer_passes"])
+    if value == PER_DOMAIN and not getattr(algorithm_class, "PER_DOMAIN_PASSES", False):
+        if "featurizer_passes" in given:
+            raise UserError(f"--featurizer_passes per_domain has no effect on {algorithm_class.__name__}, "
+                            "which passes all domains at once as DomainBed does; drop it")
+        return JOINT
+    return str(value)
+
+
+def _eval_augmentation(
+    given: Mapping[str, Any], preset: Mapping[str, Any], dataset_class: type, hparams: Mapping[str, Any]
+) -> str:
+    value = given.get("eval_augmentation", preset["eval_augmentation"])
+    if value == TRAIN_DOMAINS and not (dataset_class.IS_IMAGE and hparams.get("data_augmentation")):
+        if "eval_augmentation" in given:
+            why = "augmentation is off (data_augmentation false)" if dataset_class.IS_IMAGE \
+                else f"{dataset_class.__name__} is not augmented"
+            raise UserError(f"--eval_augmentation train_domains has no effect: {why}; drop it")
+        return NO_AUGMENTATION
+    return str(value)
+
+
+def _uda_holdout_fraction(args: Mapping[str, Any], unlabeled_split: str) -> float:
+    value = args.get("uda_holdout_fraction")
+    adapting = args.get("task") == "domain_adaptation"
+    if value is not None and not 0.0 <= value < 1.0:
+        raise UserError(f"--uda_holdout_fraction must be in [0, 1), got {value}")
+    if unlabeled_split == UDA and adapting and not value:
+        raise UserError(f"--protocol {args['protocol']} takes domain adaptation's unlabeled data from "
+                        "DomainBed's uda split: give --uda_holdout_fraction > 0 (e.g. 0.2)")
+    if unlabeled_split == TEST_IN and value is not None and not adapting:
+        raise UserError("--uda_holdout_fraction has no effect without --task domain_adaptation under "
+                        "--protocol dgsamp; drop it")
+    return float(value or 0.0)
