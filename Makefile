@@ -28,7 +28,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/dgsamp train --dataset PACSMini --algorithm ERM --test_envs 0 --epochs 3 \
+	$(BIN)/dgsamp train --protocol dgsamp --dataset PACSMini --algorithm ERM --test_envs 0 --epochs 3 \
 		--resolution 96 --lr 1e-3 --output_dir $(DEMO_DIR) --no_resume --progress lines
 
 test: install-test

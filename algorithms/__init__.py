@@ -1,6 +1,7 @@
 """Built-in DA/DG algorithms, one file each; importing this package registers them."""
 
 from dgsamp.algorithms import (
+    adrmx,
     andmask,
     arm,
     cad,
@@ -41,6 +42,7 @@ from dgsamp.algorithms.base import Algorithm
 
 __all__ = [
     "Algorithm",
+    "adrmx",
     "andmask",
     "arm",
     "cad",

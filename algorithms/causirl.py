@@ -10,19 +10,21 @@ one draw per domain in domain order) and pools the heads and the tails:
 
 Δ = 0 unless both A and B have at least two rows. Δ is CORAL's (``coral.py``) for
 ``CausIRL_CORAL`` and the Gaussian-kernel MMD² (``mmd.py``) for ``CausIRL_MMD``;
-γ = ``mmd_gamma``. The featurizer runs once on the concatenated domains; ``unlabeled``
-is ignored (DomainBed's CausIRL does not adapt).
+γ = ``mmd_gamma``. The featurizer runs once per domain with ``per_domain_passes``
+(DomainBed's way, the DomainBed presets), else once on the concatenated domains;
+``unlabeled`` is ignored (DomainBed's CausIRL does not adapt).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.alignment import MMD_GAMMA
 from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import forward_each
 
 CAUSIRL_PAPER = (
     "Chevalley, Bunne, Krause, Bauer: Invariant Causal Mechanisms through Distribution "
@@ -30,11 +32,10 @@ CAUSIRL_PAPER = (
 )
 
 
-def random_halves(features: Tensor, sizes: list[int], cuts: list[int]) -> tuple[Tensor, Tensor]:
-    """(⊕_d Z_d[:c_d], ⊕_d Z_d[c_d:]) for ``features`` [N, D] split into ``sizes``."""
-    parts = features.split(sizes)
-    first = torch.cat([part[:cut] for part, cut in zip(parts, cuts)])
-    second = torch.cat([part[cut:] for part, cut in zip(parts, cuts)])
+def random_halves(features: list[Tensor], cuts: list[int]) -> tuple[Tensor, Tensor]:
+    """(⊕_d Z_d[:c_d], ⊕_d Z_d[c_d:]) for the domains' features ``features`` [n_d, D]."""
+    first = torch.cat([z[:cut] for z, cut in zip(features, cuts)])
+    second = torch.cat([z[cut:] for z, cut in zip(features, cuts)])
     return first, second
 
 
@@ -44,6 +45,7 @@ class CausIRL(Algorithm):
     HPARAMS = {"mmd_gamma": MMD_GAMMA}
     PAPER = CAUSIRL_PAPER
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -56,16 +58,20 @@ class CausIRL(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        features = self.featurizer(x)
-        logits = self.classifier(features) + 1e-16
-        class_loss = per_domain_cross_entropy(logits, y, sizes).mean()
-        cuts = [int(np.random.randint(0, n)) for n in sizes]
-        first, second = random_halves(features, sizes, cuts)
+        features = forward_each(
+            self.featurizer, [x for x, _ in minibatches], self.per_domain_passes
+        )
+        risks = [
+            F.cross_entropy(self.classifier(z) + 1e-16, y)
+            for z, (_, y) in zip(features, minibatches)
+        ]
+        class_loss = sum(risks) / len(risks)  # DomainBed's running sum, then / S
+        cuts = [int(np.random.randint(0, z.shape[0])) for z in features]
+        first, second = random_halves(features, cuts)
         if first.shape[0] > 1 and second.shape[0] > 1:
             penalty = torch.nan_to_num(self.discrepancy(first, second))
         else:
-            penalty = features.new_zeros(())
+            penalty = first.new_zeros(())
         loss = class_loss + self.hparams["mmd_gamma"] * penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

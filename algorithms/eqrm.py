@@ -17,7 +17,9 @@ T = ``eqrm_burnin_iters``, α = ``eqrm_quantile``. At t = T Adam restarts with l
 ``eqrm_lr`` (DomainBed builds a new Adam). DomainBed's default T is the integer 2500 but
 its draws 10^U(2.5, 3.5) are not integers; T is a float here, so a drawn T behaves as in
 DomainBed: the quantile starts at step ⌈T⌉ and the restart (t == T) never happens.
-Needs S ≥ 2 (h uses the standard deviation). ``unlabeled`` is ignored.
+With ``per_domain_passes`` (the DomainBed presets) each domain goes through the network
+alone, as in DomainBed, else all at once. Needs S ≥ 2 (h uses the standard deviation).
+``unlabeled`` is ignored.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.adam_restart import restart_optimizer
 from dgsamp.algorithms.base import Algorithm, make_optimizer
 from dgsamp.algorithms.counter import StepCounter
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.errors import UserError
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -87,6 +90,7 @@ class EQRM(Algorithm):
         "Generalization via Quantile Risk Minimization, NeurIPS 2022, arXiv:2207.09944"
     )
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -99,8 +103,8 @@ class EQRM(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
+        logits = forward_each(self.predict, [x for x, _ in minibatches], self.per_domain_passes)
+        risks = torch.stack([F.cross_entropy(z, y) for z, (_, y) in zip(logits, minibatches)])  # [S]
         step, burn_in = self.steps.value, self.hparams["eqrm_burnin_iters"]
         loss = risks.mean() if step < burn_in else kde_quantile(risks, self.alpha)
         if step == burn_in:

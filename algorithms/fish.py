@@ -7,8 +7,9 @@ domain after the other, and moves θ a fraction ε of the way towards the result
     θ̃_d = Adam step on CE(g(f(x_d; θ̃_{d−1})), y_d)          d = 1 .. S, domains in order
     θ  ← θ + ε (θ̃_S − θ)                                     ε = ``meta_lr``
 
-To first order θ̃_S − θ follows the mean domain gradient plus a term that rewards
-agreement between domain gradients (the paper's Eq. 6). As in DomainBed the
+For small inner steps, θ̃_S − θ is a descent direction of the mean domain loss that also
+rewards inner products between domain gradients (the paper's analysis, for SGD inner
+steps; DomainBed uses Adam). As in DomainBed the
 interpolation covers every state tensor (parameters and buffers, so BatchNorm running
 statistics too, integer ones truncated back), and the inner Adam's moment estimates carry
 over from one update to the next; DomainBed's outer Adam is never stepped, so the inner

@@ -11,17 +11,19 @@ and g, R_d the mean CE on domain d, g_d = ∇_θ R_d, shape of θ) and, elementw
 and Adam steps on the masked gradient. Only entries whose domains agree in sign more
 than τ move, smoothly so (k scales the steepness, low variance sharpens it). With
 τ = 1 (DomainBed's default) every argument of tanh is ≤ 0, so the mask is 0 and no
-parameter moves; DomainBed's random search draws τ ~ U(0, 1). The featurizer runs once
-on the concatenated domains; ``unlabeled`` is ignored.
+parameter moves; DomainBed's random search draws τ ~ U(0, 1). The network runs once per
+domain with ``per_domain_passes`` (DomainBed's way, the DomainBed presets), else once on the
+concatenated domains; ``unlabeled`` is ignored.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
 from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -60,6 +62,7 @@ class SANDMask(Algorithm):
         "ICML 2021 UDL workshop, arXiv:2106.02266"
     )
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -68,8 +71,10 @@ class SANDMask(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
+        logits = forward_each(self.predict, [x for x, _ in minibatches], self.per_domain_passes)
+        risks = torch.stack(
+            [F.cross_entropy(lo, y) for lo, (_, y) in zip(logits, minibatches)]
+        )  # [S]
         params = [p for p in self.parameters() if p.requires_grad]
         domain_grads = [
             autograd.grad(

@@ -15,8 +15,9 @@ main optimizer is an SGD (lr ``lr``) over h' instead of Adam over f and g: steps
 move only h', which step 3 overwrites, so f and g never train. dgsamp reproduces that (and
 DomainBed draws ``gda = True`` in every random search; see docs/algorithms.md).
 ``weight_decay_d`` and ``beta1`` are declared by DomainBed and unused by it, so here too.
-The featurizer runs once on the concatenated domains per evaluation of Γ (DomainBed runs
-it per domain) and without autograd in step 4 (DomainBed discards those gradients).
+For Γ the featurizer runs once per domain with ``per_domain_passes`` (DomainBed's way, the
+DomainBed presets), else once on all domains; in step 4 it runs without autograd
+(DomainBed discards those gradients).
 ``update`` reports ``loss`` = ``class_loss`` = the CE of step 1 and ``gap`` = λ Γ(h') before
 the last ascent step. ``unlabeled`` is ignored.
 """
@@ -28,14 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.base import Algorithm, make_classifier, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import concat_minibatches, forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
 
-def risk_gap(logits: Tensor, y: Tensor, sizes: list[int]) -> Tensor:
-    """Γ = max_d R_d − min_d R_d over the per-domain mean CEs of ``logits`` [N, K]."""
-    risks = per_domain_cross_entropy(logits, y, sizes)
+def risk_gap(head: nn.Module, features: list[Tensor], labels: list[Tensor]) -> Tensor:
+    """Γ = max_d R_d − min_d R_d, R_d the mean CE of ``head`` on domain d's features [n_d, D]."""
+    risks = torch.stack([F.cross_entropy(head(z), y) for z, y in zip(features, labels)])
     return risks.max() - risks.min()
 
 
@@ -67,6 +68,7 @@ class Transfer(Algorithm):
         "Generalization, NeurIPS 2021, arXiv:2106.03632"
     )
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -87,12 +89,14 @@ class Transfer(Algorithm):
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
         weight = self.hparams["t_lambda"]
-        x, y, sizes = concat_minibatches(minibatches)
+        x, y, _ = concat_minibatches(minibatches)
+        inputs, labels = [xd for xd, _ in minibatches], [yd for _, yd in minibatches]
         loss = F.cross_entropy(self.predict(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        gap = weight * risk_gap(self.adv_classifier(self.featurizer(x)), y, sizes)
+        features = forward_each(self.featurizer, inputs, self.per_domain_passes)
+        gap = weight * risk_gap(self.adv_classifier, features, labels)
         self.optimizer.zero_grad(set_to_none=True)
         gap.backward()
         self.optimizer.step()
@@ -102,8 +106,8 @@ class Transfer(Algorithm):
         for _ in range(self.hparams["d_steps_per_g"]):
             self.adv_opt.zero_grad(set_to_none=True)
             with torch.no_grad():
-                z = self.featurizer(x)
-            gap = weight * risk_gap(self.adv_classifier(z), y, sizes)
+                features = forward_each(self.featurizer, inputs, self.per_domain_passes)
+            gap = weight * risk_gap(self.adv_classifier, features, labels)
             (-gap).backward()
             self.adv_opt.step()
             self.project_adversary()

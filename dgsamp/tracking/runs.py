@@ -192,16 +192,30 @@ class Run:
         return variant_from_args(self.args)
 
     @property
+    def protocol(self) -> str:
+        """``args.protocol`` (``dgsamp.training.presets``). A run without one is a DomainBed
+        run, ``domainbed2020`` (its published protocol) or ``domainbed2024`` when its hparams
+        carry ERM++'s ``resnet50_augmix: true``, or a dgsamp run from before presets, ``dgsamp``."""
+        if self.args.get(schema.ARG_PROTOCOL):
+            return str(self.args[schema.ARG_PROTOCOL])
+        if self.source != "domainbed":
+            return "dgsamp"
+        return "domainbed2024" if self.hparams.get("resnet50_augmix") else "domainbed2020"
+
+    @property
     def backbone(self) -> str:
         """dgsamp's ``args.backbone`` (None: the dataset's default); for DomainBed, the
-        network its hparams imply (ResNet-50, ResNet-18 or its MNIST CNN)."""
+        network and weights its hparams imply, in timm's names (torchvision's ImageNet
+        ResNets are timm's ``.tv_in1k``; ERM++'s ``resnet50.ram_in1k``; the MNIST CNN)."""
         if self.args.get(schema.ARG_BACKBONE):
             return str(self.args[schema.ARG_BACKBONE])
         if self.source != "domainbed":
             return default_backbone(self.dataset)
         if self.dataset in MNIST_DATASETS:
             return "mnist_cnn"
-        return "resnet18" if self.hparams.get("resnet18") else "resnet50"
+        if self.hparams.get("resnet50_augmix"):
+            return "resnet50.ram_in1k"
+        return "resnet18.tv_in1k" if self.hparams.get("resnet18") else "resnet50.tv_in1k"
 
     @property
     def num_envs(self) -> int:

@@ -60,6 +60,9 @@ ARG_TRIAL_SEED = "trial_seed"
 ARG_EPOCHS = "epochs"
 ARG_BACKBONE = "backbone"
 ARG_TASK = "task"
+ARG_PROTOCOL = "protocol"
+"""The ``--protocol`` preset (``domainbed2020``, ``domainbed2024``, ``dgsamp``); absent in
+DomainBed's records and in dgsamp's from before presets."""
 REQUIRED_ARGS = (ARG_DATASET, ARG_ALGORITHM, ARG_TEST_ENVS, ARG_HPARAMS_SEED, ARG_TRIAL_SEED)
 """The ``args`` entries a run needs to be placed in a leaderboard table."""
 

@@ -99,7 +99,7 @@ def _dgsamp_backbone(dataset_class: type) -> str:
     return str(dataset_class.DEFAULT_BACKBONE)
 
 
-def _domainbed(commit: str, last_step: Source, backbone: Setting, freeze_bn: Setting) -> dict[str, Setting]:
+def _domainbed(commit: str, last_step: Setting, backbone: Setting, freeze_bn: Setting) -> dict[str, Setting]:
     datasets, train = "domainbed/datasets.py", "domainbed/scripts/train.py"
     algorithms = "domainbed/algorithms.py"
     return {
@@ -109,7 +109,7 @@ def _domainbed(commit: str, last_step: Source, backbone: Setting, freeze_bn: Set
         "checkpoint_freq": Setting(
             _checkpoint_freq, Source(datasets, commit, "CHECKPOINT_FREQ: 100, 300 for image folders, 1000 DomainNet"),
             "MNIST 100; VLCS, PACS, OfficeHome, TerraIncognita 300; DomainNet 1000"),
-        "evaluate_last_step": Setting(last_step.what.startswith("step % checkpoint_freq == 0 or"), last_step),
+        "evaluate_last_step": last_step,
         "backbone": backbone,
         "freeze_bn": freeze_bn,
         "featurizer_passes": Setting(
@@ -140,7 +140,8 @@ PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
         "the code of DomainBed's published tables (2020-10-06 results, commit 7df6f06)",
         _domainbed(
             COMMIT_2020,
-            Source("domainbed/scripts/train.py", COMMIT_2020, "step % checkpoint_freq == 0"),
+            Setting(False, Source("domainbed/scripts/train.py", COMMIT_2020, "step % checkpoint_freq == 0"),
+                    "with 5,001 steps, image datasets end at step 4800 (steps 4801-5000 are never evaluated)"),
             Setting(_resnet50("tv_in1k"), Source("domainbed/networks.py", COMMIT_2020,
                                                   "torchvision.models.resnet50(pretrained=True)"),
                     "torchvision's ImageNet weights (timm serves them as resnet50.tv_in1k)"),
@@ -153,8 +154,8 @@ PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
         "DomainBed's defaults since 'Release ERM++' (July 2024, commit 3dfdc8e)",
         _domainbed(
             COMMIT_2024,
-            Source("domainbed/scripts/train.py", COMMIT_2024,
-                   "step % checkpoint_freq == 0 or step == n_steps - 1 (since ed96f0f)"),
+            Setting(True, Source("domainbed/scripts/train.py", COMMIT_2024,
+                                 "step % checkpoint_freq == 0 or step == n_steps - 1 (since ed96f0f)")),
             Setting(_resnet50("ram_in1k"), Source("domainbed/networks.py", COMMIT_2024,
                                                    "timm.create_model('resnet50.ram_in1k') when resnet50_augmix"),
                     "hparam resnet50_augmix defaults to True"),
@@ -196,3 +197,34 @@ def describe(setting: Setting) -> str:
     if callable(setting.value):
         return (setting.value.__doc__ or setting.value.__name__).strip()
     return repr(setting.value) if setting.value is not None else "—"
+
+
+SETTING_NAMES = {
+    "steps": "training length",
+    "epochs": "epochs (instead of steps)",
+    "checkpoint_freq": "evaluation period (steps)",
+    "evaluate_last_step": "also evaluate the last step",
+    "backbone": "backbone and weights",
+    "freeze_bn": "BatchNorm",
+    "featurizer_passes": "featurizer passes",
+    "eval_augmentation": "evaluation of training domains",
+    "unlabeled_split": "DA unlabeled data",
+    "hparams_registry": "hyperparameters",
+}
+
+
+def markdown_table() -> str:
+    """docs/protocol.md's table: a row per setting, a column per preset, value and source."""
+
+    def cell(setting: Setting) -> str:
+        where = setting.source if isinstance(setting.source, str) else (
+            f"`{setting.source.file}` @ `{setting.source.commit[:7]}`: {setting.source.what}")
+        note = f" — {setting.note}" if setting.note else ""
+        return f"**{describe(setting)}**{note}<br>*{where}*".replace("|", "\\|")
+
+    names = list(PROTOCOLS)
+    lines = [f"| setting (flag) | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
+    for key, label in SETTING_NAMES.items():
+        flag = f" (`--{key}`)" if key not in ("evaluate_last_step", "unlabeled_split", "hparams_registry") else ""
+        lines.append(f"| {label}{flag} | " + " | ".join(cell(PROTOCOLS[n].settings[key]) for n in names) + " |")
+    return "\n".join(lines) + "\n"

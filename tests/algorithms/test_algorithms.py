@@ -42,9 +42,7 @@ SIZE = 48
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 # a learning rate that moves a randomly initialised network within a few steps
-# ERMPlusPlus: its 500-step linear probe of a random featurizer barely moves in 12 steps
-# (the warm-up itself is tested in test_batch_c.py), so it fine-tunes from step 2 here
-FAST = {"lr": 1e-3, "lr_g": 1e-3, "lr_d": 1e-3, "linear_steps": 0}
+FAST = {"lr": 1e-3, "lr_g": 1e-3, "lr_d": 1e-3}
 
 torch.set_num_threads(1)
 
@@ -109,10 +107,16 @@ CURVE_KEY = {"IRM": "loss"}
 # IB_IRM: IRMv1's penalty, as for IRM. IGA: λ = 1000 times the gradient-variance penalty
 # dominates the objective (it falls ~10x in 12 steps while the CE falls ~10%).
 CURVE_KEY |= {"IB_IRM": "loss", "IGA": "loss"}
+# ADRMX: 1 update in 3 trains f and g (k = 2), its 3-layer classifiers barely move in 4 steps;
+# its loss (L_h, L, L_h, ...) falls through the contrastive terms of L (test_batch_c.py).
+CURVE_KEY |= {"ADRMX": "loss"}
 # DomainBed's default SANDMask τ = 1 masks every gradient entry (tanh(k/σ²·(a − 1)) ≤ 0 -> 0):
 # no parameter moves at the default, so the loss test runs it at τ = 0.5 (test_batch_b.py
 # checks the default's standstill).
 DEFAULT_OVERRIDES = {"SANDMask": {"tau": 0.5}}
+# ERMPlusPlus: its 500-step linear probe of a random featurizer barely moves in 12 steps (the
+# warm-up is tested in test_batch_c.py), so the loss test fine-tunes from step 2.
+DEFAULT_OVERRIDES |= {"ERMPlusPlus": {"linear_steps": 0}}
 
 
 ALL = ALGORITHMS.names()
@@ -377,6 +381,7 @@ def test_unknown_dann_mode_is_a_user_error():
 # Algorithms whose DomainBed update needs a value from the device on the host, and why.
 HOST_READS = {
     "SelfReg": "DomainBed's within-class shuffles draw randperm(n_c): the class counts come from y",
+    "ADRMX": "DomainBed's remix draws randperm(n_c) per class: the class counts come from y",
 }
 
 

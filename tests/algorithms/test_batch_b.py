@@ -109,10 +109,13 @@ def test_hparams_equal_domainbeds(name, small_images):
 
 
 @pytest.mark.parametrize("name", MINE)
-def test_paper_and_source_are_stated(name):
+def test_paper_source_and_featurizer_passes_are_declared(name):
     cls = ALGORITHMS.get(name)
     assert "arXiv:" in cls.PAPER
     assert cls.SOURCE.startswith("DomainBed domainbed/algorithms.py @ 22002eaae419")
+    # DomainBed calls the network once per domain in these, on the concatenation in the others
+    per_domain = name in ("SANDMask", "IGA", "CausIRL_CORAL", "CausIRL_MMD")
+    assert cls.PER_DOMAIN_PASSES is per_domain
 
 
 # ------------------------------------------------------------------------- Fishr
@@ -199,8 +202,13 @@ def test_iga_penalty_vanishes_when_the_domains_agree():
     assert torch.allclose(losses["loss"], losses["class_loss"])
 
 
-def test_iga_penalty_and_gradient_equal_domainbeds():
+PASSES = pytest.mark.parametrize("per_domain", [False, True], ids=["joint", "per-domain"])
+
+
+@PASSES
+def test_iga_penalty_and_gradient_equal_domainbeds(per_domain):
     algorithm = build("IGA", penalty=100.0)
+    algorithm.per_domain_passes = per_domain
     minibatches = batches()
     f0, g0 = copy.deepcopy(algorithm.featurizer), copy.deepcopy(algorithm.classifier)
     risks, grads = domain_gradients(f0, g0, minibatches)
@@ -213,8 +221,8 @@ def test_iga_penalty_and_gradient_equal_domainbeds():
     torch.testing.assert_close(losses["loss"], objective.detach())
     want = autograd.grad(objective, [*f0.parameters(), *g0.parameters()])
     got = [p.grad for p in [*algorithm.featurizer.parameters(), *algorithm.classifier.parameters()]]
-    for a, b in zip(got, want):
-        torch.testing.assert_close(a, b)
+    for a, b in zip(got, want):  # joint: one matmul over all domains, other rounding
+        torch.testing.assert_close(a, b, rtol=1e-4 if not per_domain else 1.3e-6, atol=1e-5)
 
 
 # --------------------------------------------------------------------- SANDMask
@@ -240,8 +248,10 @@ def test_sand_mask_follows_sign_agreement_and_tanh_on_hand_built_gradients():
         torch.testing.assert_close(sand_mask(grads[:1, :1], 0.5, 1e-17), torch.tensor([math.tanh(0.5)]))
 
 
-def test_sandmask_steps_on_the_masked_mean_of_per_domain_gradients():
+@PASSES
+def test_sandmask_steps_on_the_masked_mean_of_per_domain_gradients(per_domain):
     algorithm = build("SANDMask", tau=0.4, k=1.0)
+    algorithm.per_domain_passes = per_domain
     minibatches = batches()
     f0, g0 = copy.deepcopy(algorithm.featurizer), copy.deepcopy(algorithm.classifier)
     _, grads = domain_gradients(f0, g0, minibatches)
@@ -486,9 +496,11 @@ def test_causirl_penalty_is_the_discrepancy_between_the_random_halves(name):
     torch.testing.assert_close(losses["loss"], losses["class_loss"] + losses["penalty"])
 
 
+@PASSES
 @pytest.mark.parametrize("name", ["CausIRL_CORAL", "CausIRL_MMD"])
-def test_causirl_penalty_uses_numpys_cuts_in_domain_order(name):
+def test_causirl_penalty_uses_numpys_cuts_in_domain_order(name, per_domain):
     algorithm = identity_causirl(name, mmd_gamma=2.0)
+    algorithm.per_domain_passes = per_domain
     minibatches = batches()
     np.random.seed(11)
     cuts = [np.random.randint(0, len(y)) for y in LABELS]

@@ -19,9 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dgsamp.algorithms.adrmx import supcon_lambda
 from dgsamp.algorithms.cad import bottleneck_loss
 from dgsamp.algorithms.eqrm import kde_quantile
 from dgsamp.algorithms.ermplusplus import ERMPlusPlus
+from dgsamp.backbones.factory import TimmFeaturizer
 from dgsamp.hparams import resolve_hparams
 from dgsamp.registry import ALGORITHMS, DATASETS, create_algorithm
 
@@ -444,11 +446,142 @@ def test_ermplusplus_average_sees_the_batch_for_its_batchnorm_statistics(freeze_
     torch.testing.assert_close(average.running_mean, network.running_mean if freeze_bn else refreshed)
 
 
+# --------------------------------------------------------------------------- ADRMX
+def supcon_by_rows(z: Tensor, y: Tensor, d: Tensor, lam: float = 0.5, tau: float = 0.07) -> Tensor:
+    """DomainBed's SupConLossLambda read example by example (its loop over i)."""
+    u = F.normalize(z, dim=1)
+    s = u @ u.T / tau
+    total, skipped = z.new_zeros(()), 0
+    for i in range(len(y)):
+        others = [j for j in range(len(y)) if j != i]
+        weight = {j: lam if d[j] == d[i] else 1 - lam for j in others}
+        terms = {j: weight[j] * torch.exp(s[j, i]) for j in others}
+        denominator = torch.stack(list(terms.values())).sum() + 1e-5
+        positives = [j for j in others if y[j] == y[i]]
+        if not positives:
+            skipped += 1
+            continue
+        total = total - torch.stack([torch.log(terms[j] / denominator + 1e-5) for j in positives]).sum() / len(positives)
+    return total / (len(y) - skipped + 1)
+
+
+def test_adrmx_supcon_matches_domainbeds_loop_in_value_and_gradient():
+    """Label 3 has a single example: DomainBed skips its NaN row and divides by N − 1 + 1."""
+    z = torch.randn(9, 4, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    y = torch.tensor([0, 1, 0, 2, 1, 2, 0, 3, 1])
+    d = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    ours, theirs = supcon_lambda(z, y, d), supcon_by_rows(z, y, d)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(torch.autograd.grad(ours, z)[0], torch.autograd.grad(theirs, z)[0])
+
+
+def remix_pairs(y: Tensor, num_classes: int) -> tuple[list[int], list[int]]:
+    """DomainBed's draws: per class, randperm(n_c) on the CPU generator, first two entries."""
+    first, second = [], []
+    for c in range(num_classes):
+        order = torch.randperm(int((y == c).sum()))
+        if len(order) >= 2:
+            first.append(int(order[0]))
+            second.append(int(order[1]))
+    return first, second
+
+
+def test_adrmx_generator_step_matches_domainbeds_objective():
+    """L = CE(g_1(z_l)) + CE(g_2(z)) + μ_d CE(g_d(z_d)) + μ_r L_rmx + μ_c SupCon − μ_h L_h, with the
+    remix pairs taken as batch positions (DomainBed's indexing)."""
+    algorithm = build("ADRMX", d_steps_per_g_step=1, mlp_depth=3, mlp_width=16, disc_lambda=0.75)
+    # update 1: 1 mod (1 + k) = 1, not < k = 1: a generator step
+    minibatches = batch()
+    x, y, d = pooled(minibatches)
+    before = snapshot(algorithm)
+
+    def call(name: str, inputs: Tensor) -> Tensor:  # module ``name`` on the snapshot's weights
+        weights = {k[len(name) + 1 :]: v for k, v in before.items() if k.startswith(name + ".")}
+        return torch.func.functional_call(getattr(algorithm, name), weights, (inputs,))
+
+    z_label, z_domain = call("featurizer", x), call("featurizer_domain", x)
+    z = z_label - z_domain
+    disc_loss = F.cross_entropy(call("discriminator", z), d)
+    torch.manual_seed(11)
+    first, second = remix_pairs(y, NUM_CLASSES)
+    remix = sum(
+        F.cross_entropy(call("classifier", (z[a] + z_domain[b])[None]), y[a][None]) for a, b in zip(first, second)
+    ) / NUM_CLASSES
+    expected = (
+        F.cross_entropy(call("classifier", z_label), y) + F.cross_entropy(call("classifier_label_2", z), y)
+        + F.cross_entropy(call("classifier_domain", z_domain), d) + remix
+        + supcon_by_rows(z_label, y, d) + supcon_by_rows(z, y, d) - 0.75 * disc_loss
+    )
+    torch.manual_seed(11)
+    losses = algorithm.update(minibatches)
+    torch.testing.assert_close(losses["loss"], expected.detach())
+    torch.testing.assert_close(losses["disc_loss"], disc_loss.detach())
+    names = [k for k in before if not k.startswith("discriminator.")]
+    assert_grads(algorithm, names, torch.autograd.grad(expected, [before[k] for k in names]), atol=1e-6)
+    for key in (k for k in before if k.startswith("discriminator.")):  # h is not stepped
+        assert torch.equal(dict(algorithm.named_parameters())[key], before[key].detach()), key
+
+
+def test_adrmx_alternates_discriminator_and_generator_steps():
+    """k = 2: update t trains h when t mod 3 < 2 (t = 1, 3, 4, ...), the rest at t = 2, 5, ..."""
+    algorithm = build("ADRMX")
+    rest = lambda: torch.cat([flat(algorithm.featurizer), flat(algorithm.featurizer_domain), flat(algorithm.classifier)])  # noqa: E731
+    for t in range(1, 6):
+        before, disc = rest(), flat(algorithm.discriminator)
+        algorithm.update(batch(seed=t))
+        generator_step = t % 3 == 2
+        assert torch.equal(rest(), before) != generator_step, t
+        assert torch.equal(flat(algorithm.discriminator), disc) == generator_step, t
+    assert isinstance(algorithm.classifier, nn.Sequential)  # DomainBed's nonlinear g_1, always
+
+
+class TinyTimm(nn.Linear):
+    """Stands in for a timm model (``num_features``) inside a TimmFeaturizer."""
+
+    num_features = D
+
+    def __init__(self) -> None:
+        super().__init__(D_IN, D)
+
+
+def test_adrmx_domain_featurizer_copies_pretrained_weights_and_redraws_others():
+    timm_like = build("ADRMX", featurizer=TimmFeaturizer(TinyTimm()))
+    assert torch.equal(flat(timm_like.featurizer_domain), flat(timm_like.featurizer))
+    plain = build("ADRMX")
+    assert not torch.equal(flat(plain.featurizer_domain), flat(plain.featurizer))
+
+
+# ------------------------------------------------------------- per-domain passes
+@pytest.mark.parametrize("per_domain", [True, False], ids=["per-domain", "joint"])
+def test_eqrm_and_transfer_pass_each_domain_alone_when_asked(per_domain):
+    """DomainBed calls the network once per domain in EQRM's risks and Transfer's gap:
+    BatchNorm then normalises each domain with its own statistics."""
+    minibatches = batch()
+    eqrm = build("EQRM", featurizer=NormalisedFeaturizer())
+    eqrm.per_domain_passes = per_domain
+    transfer = build("Transfer", featurizer=NormalisedFeaturizer(), d_steps_per_g=1, lr=0.01)
+    transfer.per_domain_passes = per_domain
+
+    def risks(featurizer, head) -> Tensor:
+        if per_domain:
+            return torch.stack([F.cross_entropy(head(featurizer(xb)), yb) for xb, yb in minibatches])
+        x, y, _ = pooled(minibatches)
+        return F.cross_entropy(head(featurizer(x)), y, reduction="none").view(3, 4).mean(1)
+
+    with torch.no_grad():
+        expected = risks(eqrm.featurizer, eqrm.classifier).mean()
+    torch.testing.assert_close(eqrm.update(minibatches)["class_loss"], expected)
+    gap = transfer.update(minibatches)["gap"]
+    with torch.no_grad():  # k = 1: the gap of h' = g (after the outer steps), before its ascent
+        expected = risks(transfer.featurizer, transfer.classifier)
+    torch.testing.assert_close(gap, expected.max() - expected.min())
+
+
 # ---------------------------------------------------------------- checkpoint resume
 @pytest.mark.parametrize(
     ("name", "overrides"),
     [("EQRM", {"eqrm_burnin_iters": 2.0}), ("RDM", {"rdm_penalty_anneal_iters": 2}),
-     ("ERMPlusPlus", {"linear_steps": 1}), ("Transfer", {"d_steps_per_g": 2}), ("URM", {})],
+     ("ERMPlusPlus", {"linear_steps": 1}), ("Transfer", {"d_steps_per_g": 2}), ("URM", {}), ("ADRMX", {})],
 )
 def test_resuming_from_state_dict_continues_identically(name, overrides, monkeypatch):
     monkeypatch.setattr(ERMPlusPlus, "AVERAGE_START", 3)
@@ -483,6 +616,10 @@ KEYS = {
         "urm_discriminator_hidden_layers", "urm_generator_output", "urm_discriminator_lr",
     ),
     "ERMPlusPlus": ("linear_lr", "linear_steps", "lars"),
+    "ADRMX": (
+        "cnt_lambda", "dclf_lambda", "disc_lambda", "rmxd_lambda", "d_steps_per_g_step", "beta1",
+        "mlp_width", "mlp_depth", "mlp_dropout", "lr",
+    ),
 }
 DOMAINBED = {
     "CAD": {
@@ -543,6 +680,14 @@ DOMAINBED = {
         ("PACS", 1): (2.7696523567489467e-05, 500, False),
         ("PACS", 2): (1.1039970429388095e-05, 500, False),
     },
+    "ADRMX": {  # DomainBed draws mlp_dropout as the integer 0 (r.choice([0])); dgsamp: 0.0
+        ("ColoredMNIST", 0): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 9, 0.0, 0.003),
+        ("ColoredMNIST", 1): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 9, 0, 0.001),
+        ("ColoredMNIST", 2): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 10, 0, 0.0005),
+        ("PACS", 0): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 9, 0.0, 3e-05),
+        ("PACS", 1): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 9, 0, 3e-05),
+        ("PACS", 2): (1.0, 1.0, 0.75, 1.0, 2, 0.5, 256, 10, 0, 2e-05),
+    },
 }
 CASES = [
     pytest.param(name, dataset, seed, id=f"{name}-{dataset}-{seed}")
@@ -561,4 +706,6 @@ def test_hparams_equal_domainbeds(name, dataset, hparams_seed):
     expected = DOMAINBED[block][dataset, hparams_seed]
     assert got == expected
     if hparams_seed > 0:
-        assert [type(v) for v in got] == [type(v) for v in expected]
+        integer_zero = {i for i, key in enumerate(KEYS[block]) if block == "ADRMX" and key == "mlp_dropout"}
+        types = [(type(v), type(w)) for i, (v, w) in enumerate(zip(got, expected)) if i not in integer_zero]
+        assert all(mine is theirs for mine, theirs in types)

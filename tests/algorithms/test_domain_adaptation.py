@@ -24,13 +24,13 @@ ALL = ALGORITHMS.names()
 
 
 class TinyFeaturizer(nn.Module):
-    """x [B, 3, SIZE, SIZE] -> z [B, 8]."""
+    """x [B, 3, SIZE, SIZE] -> z [B, 8] (a convolution first: ARM widens it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.n_outputs = 8
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 16), nn.Tanh(),
-                                 nn.Linear(16, self.n_outputs))
+        self.net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * SIZE * SIZE, 16),
+                                 nn.Tanh(), nn.Linear(16, self.n_outputs))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

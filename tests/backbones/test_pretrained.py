@@ -131,17 +131,3 @@ def test_timm_names_with_a_pretrained_tag_use_that_tags_config():
         create_backbone("resnet18x.a1_in1k", (3, 224, 224))
     # lite0's default tag names the same ImageNet-1k weights the package ships
     assert create_backbone("tf_efficientnet_lite0.in1k", (3, 224, 224)).weights == "packaged"
-
-
-def test_auto_without_packaged_weights_warns_on_stderr(capsys):
-    backbone = create_backbone("test_efficientnet", (3, 64, 64))
-    assert backbone.weights == "random"
-    captured = capsys.readouterr()
-    assert captured.err.strip() == (
-        "warning: test_efficientnet starts from random weights (no packaged weights; "
-        "use --pretrained hub with hub access or --pretrained_file PATH)"
-    )
-    assert captured.out == ""
-    create_backbone("test_efficientnet", (3, 64, 64), pretrained="none")
-    create_backbone("tf_efficientnet_lite0", (3, 224, 224))  # packaged: no warning
-    assert capsys.readouterr().err == ""

@@ -56,7 +56,7 @@ def test_plots_are_real_images(small_runs, tmp_path):
     assert len(runs) == 3 * 4 * 2
     written = write_plots(lb, runs[:3], tmp_path / "plots")
     names = sorted(p.relative_to(tmp_path / "plots").as_posix() for p in written)
-    assert names[-1] == "tradeoff_PACS_resnet18_domain_generalization.png"
+    assert names[-1] == "tradeoff_PACS_dgsamp_resnet18_domain_generalization.png"
     assert len([n for n in names if n.startswith("runs/")]) == 3
     for path in written:
         assert_real_image(path)
@@ -96,7 +96,7 @@ def test_cli_plots(small_runs, tmp_path):
     assert result.stdout.startswith("selection,section,dataset")
     figures = sorted((tmp_path / "figs").rglob("*.png"))
     assert len(figures) == 1 + 8 and "wrote 9 figures" in result.stderr
-    assert (tmp_path / "figs" / "tradeoff_PACS_resnet18_domain_generalization.png").exists()
+    assert (tmp_path / "figs" / "tradeoff_PACS_dgsamp_resnet18_domain_generalization.png").exists()
     for figure in figures:
         assert_real_image(figure)
 

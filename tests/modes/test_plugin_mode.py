@@ -61,10 +61,10 @@ def test_example_mode_flags_are_validated(tmp_path, ema_plugin):
     listed = run_cli("list", "modes", "--plugin", str(ema_plugin))
     assert listed.stdout.splitlines()[-1].startswith("ema_example: Evaluate w_ema")
     assert "--ema_example_decay" in listed.stdout
-    both = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example", "--swad",
+    both = run_cli("train", *TINY_RUN, "--plugin", str(ema_plugin), "--ema_example", "--sma",
                    "--output_dir", str(tmp_path / "c"))
     assert both.stderr.strip() == (
-        "dgsamp: error: --swad and --ema_example each choose the model to evaluate; use one of them")
+        "dgsamp: error: --sma and --ema_example each choose the model to evaluate; use one of them")
 
 
 def test_example_mode_resumes_after_sigkill_with_identical_results(tmp_path, ema_plugin):

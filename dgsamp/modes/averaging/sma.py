@@ -1,7 +1,8 @@
 """SMA: evaluate the simple moving average of the weights from a start step on (SWA as
 Arpit et al. 2022 use it for DG, "Ensemble of Averages"; default start: step 100).
 
-After every optimizer step t >= s (``--sma_start_step``; t is the trainer's global step)::
+After every optimizer step t >= s (``--sma_start_step``; t counts the updates from 1, as
+EoA's ``sma_start_iter``; the results' ``step`` of update t is t - 1)::
 
     n <- n + 1;   w_sma <- w_sma + (w_t - w_sma) / n      every floating-point state entry
 
@@ -37,7 +38,8 @@ class SMAMode(TrainingMode):
     CHOOSES_EVALUATED_MODEL = True
     OPTIONS = {
         "sma": Option(False, "evaluate the simple moving average of the weights (SWA/SMA, Arpit et al. 2022)"),
-        "sma_start_step": Option(100, "first optimizer step whose weights enter the average",
+        "sma_start_step": Option(100, "first update (counted from 1, as EoA's sma_start_iter) whose "
+                                 "weights enter the average",
                                  check=_check_start, applies=lambda o: o["sma"], requires="--sma"),
     }
 

@@ -156,9 +156,10 @@ class SWADMode(TrainingMode):
         return self.final if self.final is not None else model
 
     def record_fields(self, plan: EpochPlan) -> dict[str, Any]:
-        steps = self.window_steps or [None, None]
+        """The window so far in the results' ``step`` numbering (index of the update, from 0)."""
+        first, last = (step - 1 for step in self.window_steps) if self.window_steps else (None, None)
         return {EVALUATED_MODEL: "swad" if self.final is not None else ONLINE, "swad_val_loss": self.fed_loss,
-                "swad_start_step": steps[0], "swad_end_step": steps[1]}
+                "swad_start_step": first, "swad_end_step": last}
 
     def state_dict(self) -> dict[str, Any]:
         return {"segment": self.segment, "segment_size": self.segment_size, "segment_steps": self.segment_steps,

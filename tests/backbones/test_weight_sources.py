@@ -1,0 +1,106 @@
+"""``--pretrained auto`` never starts from random weights silently: packaged, cached, or stop.
+
+No hub is reachable here, so the caches are filled the way timm's and torchvision's
+downloads fill them (files written by the test into temporary cache folders) and the
+download is skipped with ``HF_HUB_OFFLINE=1``. The torchvision-format checkpoint is built
+with torchvision's own ``resnet50()`` (random weights: the key mapping is what is tested).
+"""
+
+from __future__ import annotations
+
+import huggingface_hub.constants
+import pytest
+import timm
+import torch
+import torchvision
+
+from dgsamp.backbones.factory import create_backbone
+from dgsamp.errors import UserError
+from tests.helpers import TINY_RUN, run_cli
+
+TORCHVISION_RESNET50 = "resnet50-0676ba61.pth"  # torchvision's IMAGENET1K_V1 file = timm's resnet50.tv_in1k
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Empty Hugging Face and torch hub caches, and no download attempts."""
+    hf_cache, torch_hub = tmp_path / "hf", tmp_path / "torch_hub"
+    hf_cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(torch_hub))
+    yield hf_cache, torch_hub
+    torch.hub.set_dir(previous)
+
+
+@pytest.fixture(scope="module")
+def torchvision_resnet50(tmp_path_factory):
+    """A torchvision ResNet-50 state dict (fc included) saved as torchvision names its file."""
+    state = torchvision.models.resnet50().state_dict()
+    path = tmp_path_factory.mktemp("torchvision") / TORCHVISION_RESNET50
+    torch.save(state, path)
+    return path, state
+
+
+def assert_every_tensor_landed(featurizer, state):
+    loaded = featurizer.network.state_dict()
+    assert set(loaded) == set(state) - {"fc.weight", "fc.bias"}  # the classifier is dropped
+    assert all(torch.equal(loaded[name], state[name]) for name in loaded)
+
+
+def test_torchvision_resnet50_file_loads_into_timm_resnet50(torchvision_resnet50):
+    path, state = torchvision_resnet50
+    backbone = create_backbone("resnet50.tv_in1k", (3, 224, 224), pretrained_file=path)
+    assert backbone.weights == str(path)
+    assert_every_tensor_landed(backbone.featurizer, state)
+
+
+def test_auto_finds_torchvisions_download_in_the_torch_hub_cache(empty_caches, torchvision_resnet50):
+    _, torch_hub = empty_caches
+    path, state = torchvision_resnet50
+    (torch_hub / "checkpoints").mkdir(parents=True)
+    cached = torch_hub / "checkpoints" / TORCHVISION_RESNET50
+    cached.write_bytes(path.read_bytes())
+    backbone = create_backbone("resnet50.tv_in1k", (3, 224, 224))
+    assert backbone.weights == f"cache:{cached}"
+    assert_every_tensor_landed(backbone.featurizer, state)
+    assert backbone.mean == (0.485, 0.456, 0.406) and backbone.resolution == 224
+
+
+def test_auto_finds_timms_download_in_the_hugging_face_cache(empty_caches):
+    hf_cache, _ = empty_caches
+    source = timm.create_model("test_efficientnet.r160_in1k")
+    repo = hf_cache / "models--timm--test_efficientnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    file = repo / "snapshots" / "0123abcd" / "pytorch_model.bin"
+    torch.save(source.state_dict(), file)
+    backbone = create_backbone("test_efficientnet.r160_in1k", (3, 64, 64))
+    assert backbone.weights == f"cache:{file}"
+    expected = source.state_dict()
+    loaded = backbone.featurizer.network.state_dict()
+    assert loaded and all(torch.equal(value, expected[name]) for name, value in loaded.items())
+
+
+def test_auto_without_weights_stops_and_says_how_to_get_them(empty_caches):
+    with pytest.raises(UserError) as caught:
+        create_backbone("resnet50.tv_in1k", (3, 224, 224))
+    message = str(caught.value)
+    assert "\n" not in message and "no ImageNet weights for resnet50.tv_in1k" in message
+    assert "--pretrained_file PATH" in message and TORCHVISION_RESNET50 in message
+    assert "--pretrained none to train from scratch on purpose" in message
+    assert create_backbone("resnet50.tv_in1k", (3, 224, 224), pretrained="none").weights == "random"
+
+
+def test_cli_refuses_before_any_work(empty_caches, tmp_path):
+    run_dir = tmp_path / "run"
+    completed = run_cli("train", *TINY_RUN, "--backbone", "resnet18.tv_in1k", "--pretrained", "auto",
+                        "--output_dir", str(run_dir))
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no ImageNet weights for resnet18.tv_in1k" in lines[0], completed.stderr
+    assert not run_dir.exists()
