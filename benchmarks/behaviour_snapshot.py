@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BASE = ["--dataset", "PACSMini", "--test_envs", "0", "--resolution", "32", "--epochs", "4",
+BASE = ["--protocol", "dgsamp", "--dataset", "PACSMini", "--test_envs", "0", "--resolution", "32", "--epochs", "4",
         "--steps_per_epoch", "2", "--batch_size", "8", "--progress", "lines", "--wandb", "disabled",
         "--energy", "none", "--num_workers", "1"]
 ALGORITHMS = ["ERM", "CORAL", "DANN", "CDANN", "MMD", "Mixup", "GroupDRO", "VREx", "IRM"]

@@ -127,7 +127,7 @@ def timed(step: Callable[[], None], args, device: torch.device) -> float:
 def dgsamp_trainer(args, device: torch.device) -> float:
     """``dgsamp train`` for 2 epochs of ``--steps``; images/s of epoch 2 (warm caches)."""
     with tempfile.TemporaryDirectory() as output_dir:
-        argv = ["train", "--dataset", args.dataset, "--test_envs", "3",
+        argv = ["train", "--protocol", "dgsamp", "--dataset", args.dataset, "--test_envs", "3",
                 "--backbone", args.backbone, "--pretrained", "none", "--resolution", str(args.resolution),
                 "--batch_size", str(args.batch_size), "--epochs", "2", "--steps_per_epoch", str(args.steps),
                 "--device", str(device), "--data_cache", "gpu" if device.type == "cuda" else "cpu",

@@ -26,7 +26,7 @@ from dgsamp.training.trainer import Trainer
 
 def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as output_dir:
-        args = build_parser().parse_args(["train", "--dataset", "PACS", "--output_dir", output_dir,
+        args = build_parser().parse_args(["train", "--protocol", "dgsamp", "--dataset", "PACS", "--output_dir", output_dir,
                                           "--progress", "lines", *argv])
         config = RunConfig.from_flags(args)
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The ``dgsamp`` command: train, list, leaderboard, sweep.
+"""The ``dgsamp`` command: train, list, leaderboard, sweep, ensemble.
 
 Every mistake a user can make ends as one line on stderr and exit code 2; bugs stay
 tracebacks. ``--plugin FILE.py`` (repeatable, any subcommand) is imported before the full
@@ -15,7 +15,7 @@ from dgsamp import __version__
 from dgsamp.errors import UserError
 from dgsamp.registry import load_plugin_file
 
-SUBCOMMANDS = ("train", "list", "leaderboard", "sweep")
+SUBCOMMANDS = ("train", "list", "leaderboard", "sweep", "ensemble")
 
 
 class ArgumentParser(argparse.ArgumentParser):

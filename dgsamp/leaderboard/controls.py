@@ -1,6 +1,7 @@
 """Equal-compute controls: does GradSamp beat simply training less?
 
-Each GradSamp variant of a table is paired with two controls from the same table:
+Each GradSamp variant of a table (not an ensemble of GradSamp runs) is paired with two
+controls from the same table:
 
 - skip: the same schedule with ``gradsamp_dist=skip`` (sampled epochs leave the
   parameters unchanged: same energy, no update);
@@ -125,8 +126,8 @@ def pair_controls(rows: Sequence) -> list[ControlRow]:
     result = []
     for row in rows:
         variant: Variant = row.variant
-        if gradsamp_fields(variant) is None or is_skip_control(variant):
-            continue
+        if gradsamp_fields(variant) is None or is_skip_control(variant) or variant.ensemble is not None:
+            continue  # an ensemble of GradSamp runs has no control of its own
         wanted_skip = skip_control(variant)
         count, note = backprop_epoch_count(row)
         candidates = [(SKIP, wanted_skip, f"{wanted_skip.base_label()}, same epochs", "")]

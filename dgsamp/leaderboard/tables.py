@@ -113,12 +113,13 @@ def env_names(dataset: str, num_envs: int) -> list[str]:
 def variant_order(variant: Variant) -> tuple:
     """ERM first, then algorithms alphabetically; within one: plain first, then by the
     modes that are on, compared from the first registered mode (ssProp alone before
-    GradSamp), the equal-compute controls last; ties by the variant's fields."""
+    GradSamp), the equal-compute controls last; an ensemble right after the variant of its
+    members; ties by the variant's fields."""
     registered = registered_modes()
     uses = tuple(name in variant.mode_names for name in registered)
     unknown = tuple(sorted(set(variant.mode_names) - set(registered)))
     return (variant.algorithm != "ERM", variant.algorithm, is_control(variant), uses, unknown,
-            repr(variant))
+            variant.ensemble is not None, repr(variant))
 
 
 def variant_labels(variants: Sequence[Variant]) -> dict[Variant, str]:

@@ -22,13 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dgsamp.ensembles.methods import ARG_ENSEMBLE, ensemble_of
+from dgsamp.ensembles.methods import label as ensemble_label
 from dgsamp.errors import UserError
 from dgsamp.tracking import schema
+from dgsamp.tracking.run_protocol import run_backbone, run_protocol
 
 RESULTS_FILE = "results.jsonl"
 DONE_FILE = "done"
 REQUIRED_ARGS = schema.REQUIRED_ARGS
-MNIST_DATASETS = ("ColoredMNIST", "RotatedMNIST")
 USABLE_KEYS = (schema.STEP, schema.env_in_acc(0), schema.env_out_acc(0))
 
 ModeFields = tuple[tuple[str, Any], ...]
@@ -37,7 +39,7 @@ ModeFields = tuple[tuple[str, Any], ...]
 @dataclass(frozen=True)
 class Variant:
     """What makes two runs different methods: algorithm + the training modes that are on
-    + length.
+    + length (+ for an ensemble of such runs, its method and size: ``ensemble``).
 
     ``modes`` holds ``(mode name, its variant fields as sorted (option, value) items)`` for
     every mode that is on, in the modes' registration order; each mode's
@@ -49,11 +51,12 @@ class Variant:
     algorithm: str
     modes: tuple[tuple[str, ModeFields], ...] = ()
     epochs: int | None = None
+    ensemble: tuple[str, int] | None = None  # (method, members) of a `dgsamp ensemble` run
 
     @property
     def is_plain(self) -> bool:
-        """Plain backprop: no training mode on."""
-        return not self.modes
+        """Plain backprop: no training mode on, not an ensemble."""
+        return not self.modes and self.ensemble is None
 
     @property
     def mode_names(self) -> tuple[str, ...]:
@@ -81,7 +84,7 @@ class Variant:
 
     def base_label(self) -> str:
         """Human label without the length, e.g. ``ERM + GradSamp(K=3, layer)``: the
-        algorithm, then each mode's ``variant_label``."""
+        algorithm, then each mode's ``variant_label``, then an ensemble's (``EoA(3)``)."""
         parts = [self.algorithm]
         for name in self.mode_names:
             cls, fields = mode_class(name), self.mode(name) or {}
@@ -89,6 +92,8 @@ class Variant:
                 parts.append(cls.variant_label(fields))
             else:
                 parts.append(f"{name}({', '.join(f'{k}={v}' for k, v in fields.items())})")
+        if self.ensemble is not None:
+            parts.append(ensemble_label(*self.ensemble))
         return " + ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +119,8 @@ class Variant:
             if name not in names:
                 flat.update(self.mode(name) or {})
         flat[schema.ARG_EPOCHS] = self.epochs
+        if self.ensemble is not None:  # only then: plain runs' fields stay as they were
+            flat[ARG_ENSEMBLE] = ensemble_label(*self.ensemble)
         return flat
 
 
@@ -151,9 +158,11 @@ def _mode_items(modes: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, Mode
 
 def variant_from_args(args: Mapping[str, Any]) -> Variant:
     """The :class:`Variant` of a run from its ``args``: each registered mode's
-    ``variant_fields`` (DomainBed args, without mode flags, give a plain one)."""
+    ``variant_fields`` (DomainBed args, without mode flags, give a plain one) and, for a
+    ``dgsamp ensemble`` run, ``args["ensemble"]``'s method and number of members."""
     modes = {name: mode_class(name).variant_fields(args) for name in registered_modes()}
-    return Variant(str(args[schema.ARG_ALGORITHM]), _mode_items(modes), args.get(schema.ARG_EPOCHS))
+    return Variant(str(args[schema.ARG_ALGORITHM]), _mode_items(modes), args.get(schema.ARG_EPOCHS),
+                   ensemble_of(args))
 
 
 @dataclass(frozen=True)
@@ -193,29 +202,13 @@ class Run:
 
     @property
     def protocol(self) -> str:
-        """``args.protocol`` (``dgsamp.training.presets``). A run without one is a DomainBed
-        run, ``domainbed2020`` (its published protocol) or ``domainbed2024`` when its hparams
-        carry ERM++'s ``resnet50_augmix: true``, or a dgsamp run from before presets, ``dgsamp``."""
-        if self.args.get(schema.ARG_PROTOCOL):
-            return str(self.args[schema.ARG_PROTOCOL])
-        if self.source != "domainbed":
-            return "dgsamp"
-        return "domainbed2024" if self.hparams.get("resnet50_augmix") else "domainbed2020"
+        """The protocol preset (``run_protocol``: DomainBed's own runs are ``domainbed2020``)."""
+        return run_protocol(self.args, self.hparams, self.source == "domainbed")
 
     @property
     def backbone(self) -> str:
-        """dgsamp's ``args.backbone`` (None: the dataset's default); for DomainBed, the
-        network and weights its hparams imply, in timm's names (torchvision's ImageNet
-        ResNets are timm's ``.tv_in1k``; ERM++'s ``resnet50.ram_in1k``; the MNIST CNN)."""
-        if self.args.get(schema.ARG_BACKBONE):
-            return str(self.args[schema.ARG_BACKBONE])
-        if self.source != "domainbed":
-            return default_backbone(self.dataset)
-        if self.dataset in MNIST_DATASETS:
-            return "mnist_cnn"
-        if self.hparams.get("resnet50_augmix"):
-            return "resnet50.ram_in1k"
-        return "resnet18.tv_in1k" if self.hparams.get("resnet18") else "resnet50.tv_in1k"
+        """The backbone (``run_protocol``: DomainBed's ResNet-50 is ``resnet50.tv_in1k``)."""
+        return run_backbone(self.args, self.hparams, self.source == "domainbed")
 
     @property
     def num_envs(self) -> int:
@@ -239,17 +232,6 @@ class Run:
     def backprop_epochs(self) -> int | None:
         value = self.last.get(schema.BACKPROP_EPOCHS)
         return None if value is None else int(value)
-
-
-@functools.cache
-def default_backbone(dataset: str) -> str:
-    """The registered dataset's DEFAULT_BACKBONE, or "default" when it is not known here."""
-    try:
-        from dgsamp.registry import DATASETS
-
-        return str(getattr(DATASETS.get(dataset), "DEFAULT_BACKBONE", "default"))
-    except Exception:  # an unknown dataset must not stop the leaderboard
-        return "default"
 
 
 def _finite_or_none(value: Any) -> float | None:

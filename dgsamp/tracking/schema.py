@@ -22,9 +22,11 @@ ARGS = "args"
 HPARAMS = "hparams"
 """dict: the resolved hyperparameters (``lr``, ``batch_size``, ...)."""
 EPOCH = "epoch"
-"""int: the 1-based epoch just finished (dgsamp only; DomainBed records have none)."""
+"""int: the 1-based trainer epoch just finished, the span since the previous evaluation
+(DomainBed's records hold ``step / steps_per_epoch`` there, a float)."""
 STEP = "step"
-"""int: optimisation steps so far (a non-backprop epoch advances it as if it had run)."""
+"""int: DomainBed's step, the 0-based index of the last update before the evaluation
+(updates so far − 1; a non-backprop epoch advances it as if it had run)."""
 
 
 def env_in_acc(env: int) -> str:

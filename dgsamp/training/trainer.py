@@ -1,9 +1,10 @@
 """The common trainer: one loop for every algorithm, dataset, backbone and training mode.
 
-    for epoch in 1..E:
+    for epoch in 1..E:                                  # epoch = the span between two evaluations
         plan = modes' plan of the epoch                 # kind "backprop" | "gradsamp" | ...
         with meter.phase("train"):
-            backprop: S steps of algorithm.update(minibatches, unlabeled); modes' after_step
+            backprop: S_e steps of algorithm.update(minibatches, unlabeled); modes' after_step
+                      (S_e from the schedule: --epochs, or --steps as DomainBed evaluates them)
             other:    the planning mode's run_epoch      # no data (GradSamp's draw)
         modes' after_epoch
         with meter.phase("eval"): accuracy of every split, of the model the modes evaluate

@@ -12,6 +12,7 @@ import random
 
 import numpy as np
 import pytest
+import timm
 import torch
 from torch import Tensor, nn
 
@@ -19,7 +20,7 @@ from dgsamp.algorithms.base import Algorithm
 from dgsamp.hparams import resolve_hparams
 from dgsamp.registry import ALGORITHMS, create_algorithm
 
-NUM_CLASSES, NUM_DOMAINS, BATCH, SIZE = 3, 2, 8, 6
+NUM_CLASSES, NUM_DOMAINS, BATCH, SIZE = 3, 2, 8, 32
 ALL = ALGORITHMS.names()
 
 
@@ -42,10 +43,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+NEEDS_TIMM = {"MIRO"}  # regularises the stages of a timm backbone
+
+
 def build(name: str, seed: int, **overrides) -> Algorithm:
     seed_everything(seed)
     hparams = resolve_hparams(ALGORITHMS.get(name), False, 0, {"lr": 1e-2, **overrides})
-    return create_algorithm(name, TinyFeaturizer(), NUM_CLASSES, NUM_DOMAINS, hparams)
+    featurizer: nn.Module = TinyFeaturizer()
+    if name in NEEDS_TIMM:
+        featurizer = timm.create_model("test_convnext", pretrained=False, num_classes=0)
+        featurizer.n_outputs = featurizer.num_features
+    return create_algorithm(name, featurizer, NUM_CLASSES, NUM_DOMAINS, hparams)
 
 
 @pytest.fixture(scope="module")

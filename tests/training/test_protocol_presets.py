@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dgsamp.backbones.factory import create_backbone
 from dgsamp.cli import main
 from dgsamp.training.config import parse_run_config
 from dgsamp.training.presets import PROTOCOLS, markdown_table
@@ -100,3 +101,12 @@ def test_docs_show_every_preset_setting_and_its_source():
         assert set(protocol.settings) == set(PROTOCOLS["dgsamp"].settings)
     table = markdown_table()
     assert all(commit in table for commit in COMMITS.values())
+
+
+def test_a_bare_pacsmini_run_needs_no_hub(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = parse_run_config(["--dataset", "PACSMini", "--algorithm", "ERM", "--test_envs", "0"])
+    assert (config.protocol, config.backbone, config.pretrained) == ("domainbed2020", "tf_efficientnet_lite0", "auto")
+    backbone = create_backbone(config.backbone, (3, 224, 224), config.pretrained, None, config.resolution,
+                               config.freeze_bn)
+    assert backbone.weights == "packaged" and backbone.featurizer.freeze_bn
