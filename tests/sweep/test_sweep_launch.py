@@ -71,7 +71,9 @@ def test_four_job_sweep_runs_to_completion_and_a_second_launch_starts_nothing(tm
     seen = set()
     for job_dir in dirs:
         assert (job_dir / "done").exists()
-        (record,) = results(job_dir)
+        records = results(job_dir)
+        assert len(records) == 3  # epochs=3: GradSamp needs two epochs before a sampled one
+        record = records[-1]
         seen.add((record["args"]["gradsamp"], tuple(record["args"]["test_envs"])))
         assert record["args"]["output_dir"] == str(job_dir)
         assert len(read_launches(job_dir)) == 1
