@@ -54,3 +54,29 @@ def without_timing(record: dict) -> dict:
     """A record minus wall-clock and energy fields, which no two runs share."""
     drop = ("seconds", "energy_J")
     return {k: v for k, v in record.items() if not any(part in k for part in drop) and k != "args"}
+
+
+def run_whole_and_killed(argv: list[str], root: Path, pause: str = "train:3") -> tuple[Path, Path]:
+    """``dgsamp train ARGV`` twice under ROOT: ``whole`` uninterrupted, ``killed`` SIGKILLed at the
+    crash point ``pause`` and started again (it must resume); both with one torch thread, so the
+    float sums are the same. Returns (whole, killed) run directories."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "dgsamp", "train", *argv]
+    whole, killed = root / "whole", root / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run([*command, "--output_dir", str(whole)], capture_output=True, env=env).returncode == 0
+    process = subprocess.Popen([*command, "--output_dir", str(killed)], env={**env, "DGSAMP_TEST_PAUSE_AT": pause},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / f".paused-{pause.replace(':', '-')}"
+    deadline = time.monotonic() + 300  # a guard against a hung child, not a timing assertion
+    while not marker.exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = subprocess.run([*command, "--output_dir", str(killed)], capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    return whole, killed

@@ -5,11 +5,6 @@ resume after SIGKILL and composition with GradSamp, ssProp and non-ERM algorithm
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -28,7 +23,13 @@ from dgsamp.modes.base import EpochPlan, RunShape
 from dgsamp.tracking.runs import variant_from_args
 from dgsamp.training.config import parse_run_config
 from dgsamp.training.evaluation import Evaluation, evaluate
-from tests.helpers import TINY_RUN, read_results, train_in_process, without_timing
+from tests.helpers import (
+    TINY_RUN,
+    read_results,
+    run_whole_and_killed,
+    train_in_process,
+    without_timing,
+)
 
 
 class Toy(nn.Module):
@@ -302,21 +303,7 @@ RESUME_CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(RESUME_CASES))
 def test_averaging_mode_resumes_after_sigkill_with_identical_results(tmp_path, mode):
-    argv = [sys.executable, "-m", "dgsamp", "train", *TINY_RUN, "--epochs", "3", *RESUME_CASES[mode]]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count: the same float sums
-    assert subprocess.run([*argv, "--output_dir", str(whole)], capture_output=True, env=env).returncode == 0
-    process = subprocess.Popen([*argv, "--output_dir", str(killed)], env={**env, "DGSAMP_TEST_PAUSE_AT": "train:3"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / ".paused-train-3").exists():
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = subprocess.run([*argv, "--output_dir", str(killed)], capture_output=True, text=True, env=env)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
+    whole, killed = run_whole_and_killed([*TINY_RUN, "--epochs", "3", *RESUME_CASES[mode]], tmp_path)
     records = read_results(whole)
     assert records[-1]["evaluated_model"] == {"model_ema": "ema", "sma": "sma", "swad": "swad"}[mode]
     assert [without_timing(r) for r in read_results(killed)] == [without_timing(r) for r in records]

@@ -3,19 +3,21 @@ flags, validation, checkpointing, results and W&B fields and leaderboard rows.""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
 from dgsamp.tracking.wandb_offline_reader import read_offline_run
 from dgsamp.training.checkpoint import load_checkpoint
-from tests.helpers import REPO, TINY_RUN, read_results, run_cli, without_timing
+from tests.helpers import (
+    REPO,
+    TINY_RUN,
+    read_results,
+    run_cli,
+    run_whole_and_killed,
+    without_timing,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,22 +70,9 @@ def test_example_mode_flags_are_validated(tmp_path, ema_plugin):
 
 
 def test_example_mode_resumes_after_sigkill_with_identical_results(tmp_path, ema_plugin):
-    argv = [sys.executable, "-m", "dgsamp", "train", *TINY_RUN, "--epochs", "3", "--plugin", str(ema_plugin),
-            "--ema_example", "--ema_example_decay", "0.7"]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count: the same float sums
-    assert subprocess.run([*argv, "--output_dir", str(whole)], capture_output=True, env=env).returncode == 0
-    process = subprocess.Popen([*argv, "--output_dir", str(killed)], env={**env, "DGSAMP_TEST_PAUSE_AT": "train:3"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / ".paused-train-3").exists():
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = subprocess.run([*argv, "--output_dir", str(killed)], capture_output=True, text=True, env=env)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
+    whole, killed = run_whole_and_killed(
+        [*TINY_RUN, "--epochs", "3", "--plugin", str(ema_plugin), "--ema_example", "--ema_example_decay", "0.7"],
+        tmp_path)
     assert [without_timing(r) for r in read_results(killed)] == [without_timing(r) for r in read_results(whole)]
 
 
