@@ -11,18 +11,19 @@ the entries on whose sign the domains agree:
 
 then Adam steps on the masked gradient (per tensor, the rescaling keeps its gradient
 magnitude when few entries survive). τ = ``tau``; DomainBed's default is the integer 1,
-here 1.0 (same mask). The featurizer runs once on the concatenated domains (DomainBed
-runs it per domain; one call gives every algorithm the same BatchNorm statistics) and
-each g_d is a separate backward pass; ``unlabeled`` is ignored.
+here 1.0 (same mask). With ``per_domain_passes`` (the DomainBed presets) the network runs
+once per domain as in DomainBed, else once on the concatenated domains; each g_d is a
+separate backward pass; ``unlabeled`` is ignored.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
 from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches, per_domain_cross_entropy
+from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -52,6 +53,7 @@ class ANDMask(Algorithm):
         "hard to vary, ICLR 2021, arXiv:2009.00329"
     )
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -60,11 +62,11 @@ class ANDMask(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
-        risks = per_domain_cross_entropy(self.predict(x), y, sizes)  # [S]
+        logits = forward_each(self.predict, [x for x, _ in minibatches], self.per_domain_passes)
+        risks = torch.stack([F.cross_entropy(z, y) for z, (_, y) in zip(logits, minibatches)])  # [S]
         params = [p for p in self.parameters() if p.requires_grad]
         per_domain = [
-            autograd.grad(risk, params, retain_graph=d < len(sizes) - 1, materialize_grads=True)
+            autograd.grad(risk, params, retain_graph=d < len(risks) - 1, materialize_grads=True)
             for d, risk in enumerate(risks)
         ]
         self.optimizer.zero_grad(set_to_none=True)

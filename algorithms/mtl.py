@@ -12,9 +12,10 @@ sees it, so the second half of g's input is standard normal noise, in training a
 test time, and E is tracked but never read (DomainBed issue #159). dgsamp reproduces that
 update (same noise draws from the device's global generator, one [n_d, D] block per domain
 in domain order, then one [B, D] block per ``predict``) rather than the paper's method.
-Note the sum (not mean) over domains, and that α weights the *new* batch mean. The
-featurizer runs once on the concatenated domains (DomainBed runs it per domain; without
-feature dropout the draws are the same); ``unlabeled`` is ignored.
+Note the sum (not mean) over domains, and that α weights the *new* batch mean. With
+``per_domain_passes`` (the DomainBed presets) the featurizer runs once per domain, each call
+followed by that domain's noise draw, DomainBed's order; otherwise once on the concatenated
+domains (without feature dropout the draws are the same). ``unlabeled`` is ignored.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.base import Algorithm, make_classifier, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -44,6 +44,7 @@ class MTL(Algorithm):
         "Learning, JMLR 2021, arXiv:1711.07910"
     )
     SOURCE = "DomainBed domainbed/algorithms.py @ 22002eaae419ddb30c911b40c40bd27513baebb9"
+    PER_DOMAIN_PASSES = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
@@ -65,10 +66,14 @@ class MTL(Algorithm):
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
     ) -> dict[str, Tensor]:
-        x, y, sizes = concat_minibatches(minibatches)
+        inputs, labels_per_domain = [x for x, _ in minibatches], [y for _, y in minibatches]
+        if self.per_domain_passes:  # lazy: f(x_d) runs just before domain d's noise is drawn
+            features_per_domain = (self.featurizer(x) for x in inputs)
+        else:
+            features_per_domain = iter(self.featurizer(torch.cat(inputs)).split([len(x) for x in inputs]))
         alpha = self.hparams["mtl_ema"]
         losses = []
-        for d, (features, labels) in enumerate(zip(self.featurizer(x).split(sizes), y.split(sizes))):
+        for d, (features, labels) in enumerate(zip(features_per_domain, labels_per_domain)):
             with torch.no_grad():
                 mean = features.mean(0)
                 self.embeddings[d] = alpha * mean + (1 - alpha) * self.embeddings[d]

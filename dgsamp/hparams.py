@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from dgsamp.errors import UserError
+from dgsamp.hparams_domainbed2020 import ALGORITHMS_2020, draws_2020
 from dgsamp.utils.seeding import seed_hash
 
 Sampler = Callable[[np.random.RandomState], Any]
@@ -180,17 +181,26 @@ def resolve_hparams(
     overrides: dict[str, Any] | None = None,
     trial_seed: int = 0,
     dataset: str | None = None,
+    registry: str = "domainbed",
+    algorithm: str | None = None,
 ) -> dict[str, Any]:
     """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top, checked.
 
     ``dataset``: the registered dataset name, for hparams whose DomainBed range depends on
-    it (DomainNet's ``batch_size``); ``None`` uses the generic ranges.
+    it (DomainNet's ``batch_size``); ``None`` uses the generic ranges. ``registry``:
+    ``domainbed`` draws one RandomState per name (DomainBed since 987b75e);
+    ``domainbed2020`` replays 7df6f06's single-RandomState sequence for the 14 algorithms
+    it knew (``algorithm``, their registered name; ``dgsamp.hparams_domainbed2020``).
     """
     specs = hparam_specs(algorithm_class)
+    old_sequence = registry == "domainbed2020" and hparams_seed != 0 and algorithm in ALGORITHMS_2020
     hparams = {
-        name: spec.value(hparams_seed, name, small_images, trial_seed, dataset)
+        name: spec.value(0 if old_sequence else hparams_seed, name, small_images, trial_seed, dataset)
         for name, spec in specs.items()
     }
+    if old_sequence:
+        drawn = draws_2020(str(algorithm), dataset or "", seed_hash(hparams_seed, trial_seed))
+        hparams.update({name: specs[name].type(value) for name, value in drawn.items() if name in specs})
     for name, value in (overrides or {}).items():
         if name not in specs:
             known = ", ".join(sorted(specs))

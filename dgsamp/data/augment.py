@@ -223,12 +223,16 @@ class BatchTransform:
 
 
 class IdentityTransform:
-    """For tensor datasets (MNIST family): inputs are already float features; returns them as is."""
+    """For tensor datasets (MNIST family): inputs are already float features; returned as they
+    are, laid out in ``memory_format`` when they are 4-D ``[B, C, H, W]``."""
 
     augment = False
 
+    def __init__(self, memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        self.memory_format = memory_format
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return x
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
 
 def make_batch_transform(
@@ -241,5 +245,5 @@ def make_batch_transform(
 ) -> BatchTransform | IdentityTransform:
     """The batch transform for a dataset: BatchTransform for images, identity for tensors."""
     if not is_image:
-        return IdentityTransform()
+        return IdentityTransform(memory_format)
     return BatchTransform(mean, std, augment, size, memory_format)

@@ -28,7 +28,7 @@ from dgsamp.data.augment import make_batch_transform
 from dgsamp.data.training_data import TrainingData, load_training_data
 from dgsamp.errors import UserError
 from dgsamp.registry import create_algorithm, create_dataset
-from dgsamp.training.device import configure_backends, resolve_device
+from dgsamp.training.device import configure_backends, preferred_memory_format, resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.utils.seeding import seed_hash
 
@@ -68,9 +68,7 @@ class EvaluationSetup:
             target if on_gpu else torch.device("cpu"), int(args.get("num_workers") or 1),
             float(args.get("uda_holdout_fraction") or 0.0), str(args.get("unlabeled_split") or "test_in"),
         )
-        memory_format = torch.contiguous_format
-        if target.type == "cuda" and dataset.IS_IMAGE:
-            memory_format = torch.channels_last
+        memory_format = preferred_memory_format(tuple(dataset.input_shape))
         mean, std, side = backbone.mean, backbone.std, backbone.resolution
         transform = make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format)
         augment = None

@@ -31,6 +31,7 @@ from dgsamp.hparams import resolve_hparams
 from dgsamp.modes.base import RunShape, check_modes_combine
 from dgsamp.registry import ALGORITHMS, DATASETS, MODES
 from dgsamp.training.flags import all_hparam_specs, mode_option_names
+from dgsamp.training.presets import get_protocol
 from dgsamp.training.protocol_flags import resolve_protocol
 from dgsamp.training.schedule import Schedule, epoch_schedule, step_schedule
 from dgsamp.utils.seeding import seed_hash
@@ -144,9 +145,10 @@ class RunConfig:
         _check_run_flags(args, list(dataset_class.ENVIRONMENTS))
         overrides = {**_parse_hparams_json(args["hparams"]),
                      **{k: v for k, v in raw.items() if k in hparam_names and v is not None}}
+        registry = get_protocol(args["protocol"]).settings["hparams_registry"].value
         hparams = resolve_hparams(  # checks every value against its HParam's range
             algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides,
-            trial_seed=args["trial_seed"], dataset=args["dataset"],
+            trial_seed=args["trial_seed"], dataset=args["dataset"], registry=registry, algorithm=args["algorithm"],
         )
         protocol = resolve_protocol(args, dataset_class, algorithm_class, hparams)  # preset, then flags
         test_envs = tuple(sorted(args["test_envs"]))

@@ -30,7 +30,6 @@ COMMIT_2020 = "7df6f06a6f9062284812a3f174c306218932c5e4"  # code of the 2020-10-
 COMMIT_2024 = "3dfdc8effc4da6e4df763765755f588f02139302"  # "Release ERM++ (#1)", 2024-07-25
 COMMIT_LAST_STEP = "ed96f0f139fda90af1d24e2c2c817509bf1d0d9f"  # "Evaluating on the last step too"
 COMMIT_UDA = "b953488d4dcfcc76427f07958b133b87d24a48e5"  # "Added support for unsupervised domain adaptation."
-COMMIT_REGISTRY = "987b75e8ab7e54c1b22ddd0a85064a1a7889601a"  # "New hparam registry" (one RNG per name)
 
 DOMAINBED_PROTOCOLS = ("domainbed2020", "domainbed2024")
 DEFAULT_PROTOCOL = "domainbed2020"
@@ -113,8 +112,9 @@ def _domainbed(commit: str, last_step: Setting, backbone: Setting, freeze_bn: Se
         "backbone": backbone,
         "freeze_bn": freeze_bn,
         "featurizer_passes": Setting(
-            "per_domain", Source(algorithms, commit, "AbstractMMD/GroupDRO/Mixup.update call the featurizer per domain"),
-            "CORAL, MMD, GroupDRO (one pass per domain) and Mixup (one per mixed pair); the others pass all at once"),
+            "per_domain", Source(algorithms, commit, "update calls the featurizer on one domain's x at a time"),
+            "CORAL, MMD, GroupDRO, Mixup (one pass per mixed pair), MTL and, in DomainBed's later code, ANDMask, "
+            "SANDMask, IGA, CausIRL, EQRM, Transfer; the others pass all domains at once"),
         "eval_augmentation": Setting(
             "train_domains", Source(datasets, commit, "MultipleEnvironmentImageFolder: augment_transform if i not in test_envs"),
             "the training domains' in and out splits are evaluated through the training augmentation "
@@ -126,11 +126,14 @@ def _domainbed(commit: str, last_step: Setting, backbone: Setting, freeze_bn: Se
             "DA needs --uda_holdout_fraction > 0" + (" (7df6f06 had no DA task: DomainBed's later scheme)"
                                                       if commit == COMMIT_2020 else "")),
         "hparams_registry": Setting(
-            "domainbed", Source("domainbed/hparams_registry.py", COMMIT_REGISTRY if commit == COMMIT_2020 else commit,
-                                "names, defaults, search spaces; RandomState(seed_hash(seed, name)) per name"),
-            "same in every preset" + ("; 7df6f06 drew every hparam from one RandomState in sequence, "
-                                      "so random draws (hparams_seed > 0) differ from the 2020 sweep's"
-                                      if commit == COMMIT_2020 else "")),
+            "domainbed2020", Source("domainbed/hparams_registry.py", COMMIT_2020,
+                                    "random_hparams: one RandomState(seed_hash(hparams_seed, trial_seed)) "
+                                    "drawn in _hparams order"),
+            "names, defaults and search spaces as today except Mixup's mixup_alpha (10^U(-1,-1) = 0.1); "
+            "the same seeds give the 2020 sweep's values for its 14 algorithms; later algorithms draw "
+            "one RandomState per name (987b75e)") if commit == COMMIT_2020 else Setting(
+            "domainbed", Source("domainbed/hparams_registry.py", commit,
+                                "names, defaults, search spaces; RandomState(seed_hash(seed, name)) per name")),
     }
 
 

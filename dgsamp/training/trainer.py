@@ -45,7 +45,7 @@ from dgsamp.training import state as trainer_state
 from dgsamp.training.checkpoint import save_checkpoint
 from dgsamp.training.config import RunConfig
 from dgsamp.training.crashpoints import pause_here
-from dgsamp.training.device import configure_backends, resolve_device
+from dgsamp.training.device import configure_backends, preferred_memory_format, resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.training.memory import check_batch_fits
 from dgsamp.training.progress import Progress
@@ -95,10 +95,8 @@ class Trainer:
                 len(self.data.train), dict(config.hparams),
             )
         self.algorithm.per_domain_passes = config.featurizer_passes == "per_domain"
-        memory_format = torch.contiguous_format
-        if self.device.type == "cuda" and dataset.IS_IMAGE:
-            memory_format = torch.channels_last
-            self.algorithm.to(memory_format=memory_format)
+        memory_format = preferred_memory_format(tuple(dataset.input_shape))
+        self.algorithm.to(memory_format=memory_format)
         if config.compile:
             self.algorithm.featurizer.compile()
         augment = bool(config.hparams["data_augmentation"])

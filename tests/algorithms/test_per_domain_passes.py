@@ -1,6 +1,8 @@
-"""``--featurizer_passes per_domain``: DomainBed's CORAL, MMD, GroupDRO and Mixup call the
-featurizer once per domain (Mixup once per mixed pair), so BatchNorm normalises each domain
-with its own batch statistics; ``joint`` pools them in one call.
+"""``--featurizer_passes per_domain``: where DomainBed's ``update`` calls the featurizer once
+per domain (CORAL, MMD, GroupDRO, Mixup once per mixed pair, MTL, ANDMask, SANDMask, IGA,
+CausIRL_*, EQRM, Transfer's adversary), BatchNorm normalises each domain with its own batch
+statistics; ``joint`` pools them in one call. Fish and MLDG step domain by domain whatever
+the option, so they do not declare it.
 
 The featurizer is Linear(3, 4) -> BatchNorm1d(4) in training mode. The expected CORAL
 penalty is written from DomainBed's ``AbstractMMD.update`` with ``kernel_type="mean_cov"``:
@@ -73,7 +75,19 @@ def test_coral_per_domain_penalty_is_domainbeds():
     assert joint.featurizer.calls == 1
 
 
-@pytest.mark.parametrize("name", ["CORAL", "MMD", "GroupDRO", "Mixup"])
+# Read from DomainBed's domainbed/algorithms.py @ 22002ea: the classes whose ``update`` runs
+# ``self.featurizer``/``self.network``/``self.predict`` on one domain's x at a time.
+DOMAINBED_PER_DOMAIN = {"CORAL", "MMD", "GroupDRO", "Mixup", "MTL", "ANDMask", "SANDMask", "IGA",
+                        "CausIRL_CORAL", "CausIRL_MMD", "EQRM", "Transfer"}
+
+
+def test_exactly_domainbeds_per_domain_algorithms_declare_the_option():
+    builtin = {name for name in ALGORITHMS.names() if ALGORITHMS.get(name).__module__.startswith("dgsamp.")}
+    declared = {name for name in builtin if ALGORITHMS.get(name).PER_DOMAIN_PASSES}
+    assert declared == DOMAINBED_PER_DOMAIN
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINBED_PER_DOMAIN - {"Transfer"}))
 def test_calls_per_step_follow_the_option(name):
     assert ALGORITHMS.get(name).PER_DOMAIN_PASSES
     for per_domain, calls in ((True, 2), (False, 1)):
