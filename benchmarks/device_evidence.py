@@ -108,7 +108,9 @@ class Context:
         return [] if "PACSMini" in flags else ["--data_dir", self.args.data_dir]
 
     def train_command(self, output_dir: Path, *flags: str) -> list[str]:
-        return [sys.executable, "-m", "dgsamp", "train", *flags, *self.data_flags(list(flags)),
+        """A ``dgsamp train`` child under the ``dgsamp`` protocol (epochs, as the modes count them)."""
+        protocol = [] if "--protocol" in flags else ["--protocol", "dgsamp"]
+        return [sys.executable, "-m", "dgsamp", "train", *protocol, *flags, *self.data_flags(list(flags)),
                 "--device", self.device, "--output_dir", str(output_dir), "--no_resume",
                 "--progress", "lines", "--wandb", "disabled"]
 

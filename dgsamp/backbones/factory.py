@@ -33,6 +33,7 @@ from dgsamp.backbones import mnist_cnn  # noqa: F401  (registers the built-in cu
 from dgsamp.backbones.hub_cache import (
     cache_locations,
     cached_weights_file,
+    check_cached_file,
     hub_offline,
     pretrained_config,
     torchvision_file_name,
@@ -164,6 +165,7 @@ def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.
             return model, "packaged"
         cached = cached_weights_file(name)
         if cached is not None:
+            check_cached_file(cached)
             return _model_from_file(name, cached), f"cache:{cached}"
         if hub_offline():
             raise UserError(_no_weights(name, "HF_HUB_OFFLINE is set, so nothing was downloaded"))

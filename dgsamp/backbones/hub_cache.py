@@ -10,19 +10,29 @@ For a timm name (``arch`` or ``arch.tag``) timm's pretrained config gives two pl
   torchvision's and older timm's downloads land, e.g. torchvision's ResNet-50 ImageNet
   weights ``resnet50-0676ba61.pth`` (timm's ``resnet50.tv_in1k``).
 
-Files found there are loaded as they are (no hash check: the downloader checked them).
+A file found there is checked before it is loaded, as the downloaders check theirs: a torch
+hub file's name carries a prefix of its SHA-256 (``-0676ba61.``, ``torch.hub``'s
+``check_hash``), and a Hugging Face snapshot file links to ``blobs/<sha256>`` for weights
+stored with LFS. A truncated or damaged file is refused with one line instead of failing
+deep inside unpickling, or loading wrong weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
 import timm.models
 import torch
 
+from dgsamp.errors import UserError
+
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin")
+TORCH_HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.")  # as torch.hub's HASH_REGEX, at least 8 digits
+HF_BLOB_HASH = re.compile(r"[a-f0-9]{64}")
 OFFLINE_VALUES = {"1", "true", "yes", "on"}
 
 
@@ -80,3 +90,30 @@ def torchvision_file_name(name: str) -> str | None:
     if config is None or not config.url or "download.pytorch.org" not in config.url:
         return None
     return torch_hub_file(config.url).name
+
+
+def expected_sha256(path: Path) -> str | None:
+    """The SHA-256 (or its prefix) a cached file must have, or None when its cache states none."""
+    if path.is_symlink() and HF_BLOB_HASH.fullmatch(path.resolve().name):
+        return path.resolve().name
+    match = TORCH_HUB_HASH.search(path.name)
+    return match.group(1) if match else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_cached_file(path: Path) -> None:
+    """Raise a one-line UserError when ``path``'s SHA-256 differs from what its cache states."""
+    expected = expected_sha256(path)
+    if expected is None:
+        return
+    actual = sha256_of(path)
+    if not actual.startswith(expected):
+        raise UserError(f"cached weights {path} are damaged (SHA-256 {actual[:12]}..., the cache names "
+                        f"{expected[:12]}...); delete the file and download it again, or pass --pretrained_file")

@@ -8,12 +8,16 @@ with torchvision's own ``resnet50()`` (random weights: the key mapping is what i
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import huggingface_hub.constants
 import pytest
 import timm
 import torch
 import torchvision
 
+from dgsamp.backbones import hub_cache
 from dgsamp.backbones.factory import create_backbone
 from dgsamp.errors import UserError
 from tests.helpers import TINY_RUN, run_cli
@@ -58,12 +62,17 @@ def test_torchvision_resnet50_file_loads_into_timm_resnet50(torchvision_resnet50
     assert_every_tensor_landed(backbone.featurizer, state)
 
 
-def test_auto_finds_torchvisions_download_in_the_torch_hub_cache(empty_caches, torchvision_resnet50):
+def test_auto_finds_torchvisions_download_in_the_torch_hub_cache(empty_caches, torchvision_resnet50, monkeypatch):
     _, torch_hub = empty_caches
     path, state = torchvision_resnet50
     (torch_hub / "checkpoints").mkdir(parents=True)
     cached = torch_hub / "checkpoints" / TORCHVISION_RESNET50
     cached.write_bytes(path.read_bytes())
+    with pytest.raises(UserError, match="are damaged"):  # random weights: not the file its name promises
+        create_backbone("resnet50.tv_in1k", (3, 224, 224))
+    # torchvision's real file (SHA-256 0676ba61...) cannot be downloaded here: the hash check,
+    # tested on its own below, is lifted for the rest of this test.
+    monkeypatch.setattr(hub_cache, "expected_sha256", lambda path: None)
     backbone = create_backbone("resnet50.tv_in1k", (3, 224, 224))
     assert backbone.weights == f"cache:{cached}"
     assert_every_tensor_landed(backbone.featurizer, state)
@@ -84,6 +93,47 @@ def test_auto_finds_timms_download_in_the_hugging_face_cache(empty_caches):
     expected = source.state_dict()
     loaded = backbone.featurizer.network.state_dict()
     assert loaded and all(torch.equal(value, expected[name]) for name, value in loaded.items())
+
+
+def hugging_face_download(hf_cache, repo_name: str, state: dict) -> tuple:
+    """Lay out a file as huggingface_hub's download does: blobs/<sha256>, linked from the snapshot."""
+    repo = hf_cache / f"models--timm--{repo_name}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "blobs").mkdir()
+    staged = repo / "blobs" / "staged"
+    torch.save(state, staged)
+    blob = staged.rename(repo / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest())
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    link = repo / "snapshots" / "0123abcd" / "pytorch_model.bin"
+    link.symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    return link, blob
+
+
+def test_a_hugging_face_blob_must_match_its_sha256(empty_caches):
+    hf_cache, _ = empty_caches
+    source = timm.create_model("test_efficientnet.r160_in1k")
+    link, blob = hugging_face_download(hf_cache, "test_efficientnet.r160_in1k", source.state_dict())
+    assert create_backbone("test_efficientnet.r160_in1k", (3, 64, 64)).weights == f"cache:{link}"
+    blob.write_bytes(blob.read_bytes()[:-100])  # a truncated download
+    with pytest.raises(UserError) as caught:
+        create_backbone("test_efficientnet.r160_in1k", (3, 64, 64))
+    assert "\n" not in str(caught.value) and f"cached weights {link} are damaged" in str(caught.value)
+
+
+def test_a_torch_hub_file_must_match_the_hash_in_its_name(tmp_path):
+    data = b"weights"
+    digest = hashlib.sha256(data).hexdigest()
+    good = tmp_path / f"net-{digest[:8]}.pth"
+    good.write_bytes(data)
+    hub_cache.check_cached_file(good)
+    bad = tmp_path / f"net-{'0' * 8}.pth"
+    bad.write_bytes(data)
+    with pytest.raises(UserError, match=f"SHA-256 {digest[:12]}"):
+        hub_cache.check_cached_file(bad)
+    unnamed = tmp_path / "net.pth"  # no hash in the name: nothing to check against
+    unnamed.write_bytes(data)
+    hub_cache.check_cached_file(unnamed)
 
 
 def test_auto_without_weights_stops_and_says_how_to_get_them(empty_caches):
