@@ -3,7 +3,8 @@
 Each update splits the S domains by a random permutation π (torch's global CPU
 generator, as DomainBed's ``split_meta_train_test``): meta-train = π[:S − T],
 meta-test = π[−T:] (T = ``n_meta_test``), and pairs the i-th meta-train domain with
-meta-test domain i mod T (both batches cut to their common size). For each pair (i, j):
+meta-test domain i mod T (both batches cut to their common size); T = 0 pairs every π_k
+with π_{k+1 mod S} as DomainBed 7df6f06 did (``--protocol domainbed2020``). For each pair (i, j):
 
     G_i = ∇_θ CE_i(θ)                               meta-train gradient at θ
     θ'  = one step of a fresh Adam on G_i             (lr, weight decay of the run)
@@ -35,11 +36,21 @@ Batch = tuple[Tensor, Tensor]
 
 
 def meta_train_test_pairs(minibatches: list[Batch], num_meta_test: int) -> list[tuple[Batch, Batch]]:
-    """DomainBed's ``split_meta_train_test``: (meta-train, meta-test) batch pairs."""
+    """(meta-train, meta-test) batch pairs from a random permutation π of the S domains.
+
+    T = ``num_meta_test`` ≥ 1: DomainBed's ``split_meta_train_test`` (since 960f6a2), π[:S − T]
+    each paired with meta-test domain π[S − T + (i mod T)]. T = 0: DomainBed 7df6f06's
+    ``random_pairs_of_minibatches`` (the 2020 tables), (π_k, π_{k+1 mod S}) for every k, so
+    each domain is meta-train once and meta-test once. Both batches are cut to their common size.
+    """
     order = torch.randperm(len(minibatches)).tolist()
-    meta_train, meta_test = order[: len(order) - num_meta_test], order[-num_meta_test:]
+    if num_meta_test == 0:
+        index_pairs = [(order[k], order[(k + 1) % len(order)]) for k in range(len(order))]
+    else:
+        meta_train, meta_test = order[: len(order) - num_meta_test], order[-num_meta_test:]
+        index_pairs = list(zip(meta_train, cycle(meta_test)))
     pairs = []
-    for i, j in zip(meta_train, cycle(meta_test)):
+    for i, j in index_pairs:
         (xi, yi), (xj, yj) = minibatches[i], minibatches[j]
         n = min(len(xi), len(xj))
         pairs.append(((xi[:n], yi[:n]), (xj[:n], yj[:n])))
@@ -55,7 +66,9 @@ class MLDG(Algorithm):
             1.0, lambda r: 10 ** r.uniform(-1, 1), "weight β of the meta-test loss", minimum=0
         ),
         "n_meta_test": HParam(
-            2, lambda r: r.choice([1, 2]), "domains held out as meta-test each step", minimum=1
+            2, lambda r: r.choice([1, 2]),
+            "domains held out as meta-test each step; 0: every domain meta-tests once, against the next "
+            "in a random order (DomainBed 7df6f06, the 2020 tables)", minimum=0
         ),
     }
     PAPER = (

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from dgsamp.errors import UserError
-from dgsamp.hparams_domainbed2020 import ALGORITHMS_2020, draws_2020
+from dgsamp.hparams_domainbed2020 import ALGORITHMS_2020, DEFAULTS_2020, draws_2020
 from dgsamp.utils.seeding import seed_hash
 
 Sampler = Callable[[np.random.RandomState], Any]
@@ -190,7 +190,8 @@ def resolve_hparams(
     it (DomainNet's ``batch_size``); ``None`` uses the generic ranges. ``registry``:
     ``domainbed`` draws one RandomState per name (DomainBed since 987b75e);
     ``domainbed2020`` replays 7df6f06's single-RandomState sequence for the 14 algorithms
-    it knew (``algorithm``, their registered name; ``dgsamp.hparams_domainbed2020``).
+    it knew (``algorithm``, their registered name; ``dgsamp.hparams_domainbed2020``) and
+    sets later hparams to the value that behaves as 7df6f06 did (``DEFAULTS_2020``).
     """
     specs = hparam_specs(algorithm_class)
     old_sequence = registry == "domainbed2020" and hparams_seed != 0 and algorithm in ALGORITHMS_2020
@@ -201,6 +202,8 @@ def resolve_hparams(
     if old_sequence:
         drawn = draws_2020(str(algorithm), dataset or "", seed_hash(hparams_seed, trial_seed))
         hparams.update({name: specs[name].type(value) for name, value in drawn.items() if name in specs})
+    if registry == "domainbed2020":
+        hparams.update({k: v for k, v in DEFAULTS_2020.get(str(algorithm), {}).items() if k in specs})
     for name, value in (overrides or {}).items():
         if name not in specs:
             known = ", ".join(sorted(specs))

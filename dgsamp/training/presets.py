@@ -130,8 +130,8 @@ def _domainbed(commit: str, last_step: Setting, backbone: Setting, freeze_bn: Se
                                     "random_hparams: one RandomState(seed_hash(hparams_seed, trial_seed)) "
                                     "drawn in _hparams order"),
             "names, defaults and search spaces as today except Mixup's mixup_alpha (10^U(-1,-1) = 0.1); "
-            "the same seeds give the 2020 sweep's values for its 14 algorithms; later algorithms draw "
-            "one RandomState per name (987b75e)") if commit == COMMIT_2020 else Setting(
+            "the same seeds give the 2020 sweep's values for its 14 algorithms; MLDG's n_meta_test = 0 "
+            "(7df6f06's random pairs of domains); later algorithms draw one RandomState per name (987b75e)") if commit == COMMIT_2020 else Setting(
             "domainbed", Source("domainbed/hparams_registry.py", commit,
                                 "names, defaults, search spaces; RandomState(seed_hash(seed, name)) per name")),
     }

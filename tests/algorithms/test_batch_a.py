@@ -375,6 +375,38 @@ def test_mldg_update_is_domainbeds_first_order_meta_gradient():
     assert_grads_and_first_step(algorithm, p, total)
 
 
+def test_mldg_random_pairs_of_domainbed_7df6f06():
+    """n_meta_test = 0 (``--protocol domainbed2020``): pairs (π_k, π_{k+1 mod 3}) for k = 0, 1, 2,
+    as 7df6f06's random_pairs_of_minibatches; θ steps on 1/S Σ (G_i + β G_j) over all three."""
+    algorithm = build("MLDG", n_meta_test=0, mldg_beta=0.7)
+    minibatches = batches((5, 4, 3))
+    p = leaves(algorithm)
+    torch.manual_seed(11)
+    order = torch.randperm(3).tolist()
+    total = {k: torch.zeros_like(v) for k, v in p.items()}
+    for k in range(3):
+        i, j = order[k], order[(k + 1) % 3]
+        n = min(len(minibatches[i][1]), len(minibatches[j][1]))
+        (xi, yi), (xj, yj) = [(x[:n], y[:n]) for x, y in (minibatches[i], minibatches[j])]
+        grads_i = autograd.grad(F.cross_entropy(linear_logits(p, xi), yi), list(p.values()))
+        stepped = {k: adam_first_step(v.detach(), g).requires_grad_() for (k, v), g in zip(p.items(), grads_i)}
+        grads_j = autograd.grad(F.cross_entropy(linear_logits(stepped, xj), yj), list(stepped.values()))
+        for name, gi, gj in zip(p, grads_i, grads_j):
+            total[name] += gi / 3 + 0.7 * gj / 3
+    torch.manual_seed(11)
+    algorithm.update(minibatches)
+    assert_grads_and_first_step(algorithm, p, total)
+
+
+def test_mldg_pairs_as_7df6f06_under_the_domainbed2020_protocol():
+    mldg = ALGORITHMS.get("MLDG")
+    assert resolve_hparams(mldg, False, 0, registry="domainbed2020", algorithm="MLDG")["n_meta_test"] == 0
+    assert resolve_hparams(mldg, False, 3, registry="domainbed2020", algorithm="MLDG")["n_meta_test"] == 0
+    assert resolve_hparams(mldg, False, 0, registry="domainbed", algorithm="MLDG")["n_meta_test"] == 2
+    overridden = resolve_hparams(mldg, False, 0, {"n_meta_test": 1}, registry="domainbed2020", algorithm="MLDG")
+    assert overridden["n_meta_test"] == 1
+
+
 # ----------------------------------------------------------------------------------- ARM
 def test_arm_widens_the_first_convolution_as_domainbeds_resnet():
     featurizer = ConvFeaturizer()
