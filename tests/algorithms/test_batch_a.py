@@ -360,19 +360,24 @@ def test_mldg_update_is_domainbeds_first_order_meta_gradient():
     p = leaves(algorithm)
     torch.manual_seed(11)
     order = torch.randperm(3).tolist()
+    total = mldg_gradient(p, minibatches, [(order[0], order[2]), (order[1], order[2])], beta=0.7)
+    torch.manual_seed(11)
+    algorithm.update(minibatches)
+    assert_grads_and_first_step(algorithm, p, total)
+
+
+def mldg_gradient(p: dict[str, Tensor], minibatches, index_pairs, beta: float) -> dict[str, Tensor]:
+    """1/S Σ_(i,j) (G_i + β G_j): G_i at θ = p, G_j at θ' = a fresh Adam's first step on G_i."""
     total = {k: torch.zeros_like(v) for k, v in p.items()}
-    for i in order[:2]:
-        j = order[2]
+    for i, j in index_pairs:
         n = min(len(minibatches[i][1]), len(minibatches[j][1]))
         (xi, yi), (xj, yj) = [(x[:n], y[:n]) for x, y in (minibatches[i], minibatches[j])]
         grads_i = autograd.grad(F.cross_entropy(linear_logits(p, xi), yi), list(p.values()))
         stepped = {k: adam_first_step(v.detach(), g).requires_grad_() for (k, v), g in zip(p.items(), grads_i)}
         grads_j = autograd.grad(F.cross_entropy(linear_logits(stepped, xj), yj), list(stepped.values()))
-        for k, gi, gj in zip(p, grads_i, grads_j):
-            total[k] += gi / 3 + 0.7 * gj / 3
-    torch.manual_seed(11)
-    algorithm.update(minibatches)
-    assert_grads_and_first_step(algorithm, p, total)
+        for name, gi, gj in zip(p, grads_i, grads_j):
+            total[name] += gi / len(minibatches) + beta * gj / len(minibatches)
+    return total
 
 
 def test_mldg_random_pairs_of_domainbed_7df6f06():
@@ -383,16 +388,7 @@ def test_mldg_random_pairs_of_domainbed_7df6f06():
     p = leaves(algorithm)
     torch.manual_seed(11)
     order = torch.randperm(3).tolist()
-    total = {k: torch.zeros_like(v) for k, v in p.items()}
-    for k in range(3):
-        i, j = order[k], order[(k + 1) % 3]
-        n = min(len(minibatches[i][1]), len(minibatches[j][1]))
-        (xi, yi), (xj, yj) = [(x[:n], y[:n]) for x, y in (minibatches[i], minibatches[j])]
-        grads_i = autograd.grad(F.cross_entropy(linear_logits(p, xi), yi), list(p.values()))
-        stepped = {k: adam_first_step(v.detach(), g).requires_grad_() for (k, v), g in zip(p.items(), grads_i)}
-        grads_j = autograd.grad(F.cross_entropy(linear_logits(stepped, xj), yj), list(stepped.values()))
-        for name, gi, gj in zip(p, grads_i, grads_j):
-            total[name] += gi / 3 + 0.7 * gj / 3
+    total = mldg_gradient(p, minibatches, [(order[k], order[(k + 1) % 3]) for k in range(3)], beta=0.7)
     torch.manual_seed(11)
     algorithm.update(minibatches)
     assert_grads_and_first_step(algorithm, p, total)
