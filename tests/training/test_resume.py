@@ -175,7 +175,8 @@ def kill_at_random(argv: list[str], run_dir: Path, log: Path, rng: random.Random
     wait_until(lambda: log.read_text().count("resuming") > resumes, process, log)
     time.sleep(rng.uniform(0.0, 3.0))
     if process.poll() is None:
-        sigkill(process)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() in (-signal.SIGKILL, 0)  # 0: it finished between poll() and the signal
 
 
 def assert_consistent(run_dir: Path) -> None:
