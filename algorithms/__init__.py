@@ -1,81 +1,14 @@
-"""Built-in DA/DG algorithms, one file each; importing this package registers them."""
+"""Built-in DA/DG algorithms, one file each; importing this package registers them.
 
-from dgsamp.algorithms import (
-    adrmx,
-    andmask,
-    arm,
-    cad,
-    causirl_coral,
-    causirl_mmd,
-    cdann,
-    condcad,
-    coral,
-    dann,
-    eqrm,
-    erm,
-    ermplusplus,
-    fish,
-    fishr,
-    groupdro,
-    ib_erm,
-    ib_irm,
-    iga,
-    irm,
-    miro,
-    mixup,
-    mldg,
-    mmd,
-    mtl,
-    rdm,
-    rsc,
-    sagm,
-    sagnet,
-    sandmask,
-    sd,
-    selfreg,
-    transfer,
-    trm,
-    urm,
-    vrex,
-)
+Every module of this package is imported, in sorted order, so a new file in
+``algorithms/`` registers its ``@register_algorithm`` classes without being listed here.
+Helper modules (``base``, ``grl``, ``minibatches``, ...) are imported too; they register
+nothing.
+"""
+
 from dgsamp.algorithms.base import Algorithm
+from dgsamp.registry import import_submodules
 
-__all__ = [
-    "Algorithm",
-    "adrmx",
-    "andmask",
-    "arm",
-    "cad",
-    "causirl_coral",
-    "causirl_mmd",
-    "cdann",
-    "condcad",
-    "coral",
-    "dann",
-    "eqrm",
-    "erm",
-    "ermplusplus",
-    "fish",
-    "fishr",
-    "groupdro",
-    "ib_erm",
-    "ib_irm",
-    "iga",
-    "irm",
-    "miro",
-    "mixup",
-    "mldg",
-    "mmd",
-    "mtl",
-    "rdm",
-    "rsc",
-    "sagm",
-    "sagnet",
-    "sandmask",
-    "sd",
-    "selfreg",
-    "transfer",
-    "trm",
-    "urm",
-    "vrex",
-]
+__all__ = ["Algorithm"]
+
+import_submodules(__name__, __path__)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -128,6 +129,16 @@ def load_builtins() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
     load_entry_point_plugins()
+
+
+def import_submodules(package: str, path: list[str]) -> list[str]:
+    """Import every module of ``package`` (found on its ``__path__``), in sorted order.
+
+    A built-in package calls this from its ``__init__`` so that a new file in it registers
+    its classes without being listed anywhere; returns the full module names imported.
+    """
+    names = sorted(info.name for info in pkgutil.iter_modules(path) if not info.name.startswith("_"))
+    return [importlib.import_module(f"{package}.{name}").__name__ for name in names]
 
 
 def load_entry_point_plugins() -> list[str]:
