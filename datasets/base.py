@@ -28,11 +28,14 @@ class MultiDomainDataset:
     """The backbone of ``--protocol dgsamp`` (the DomainBed presets use ResNet-50 or ``FIXED_BACKBONE``)."""
     FIXED_BACKBONE: ClassVar[str | None] = None
     """A backbone every protocol preset uses for this dataset (MNIST: DomainBed's MNIST CNN);
-    None: the preset's ImageNet ResNet-50 (``dgsamp.training.presets``)."""
+    None: the preset's ImageNet ResNet-50 (``dgsamp.config.presets``)."""
     N_STEPS: ClassVar[int] = 5001
     """DomainBed's default training length in steps (``MultipleDomainDataset.N_STEPS``)."""
     CHECKPOINT_FREQ: ClassVar[int] = 100
     """DomainBed's default evaluation period in steps (``MultipleDomainDataset.CHECKPOINT_FREQ``)."""
+    ACCURACY: ClassVar[str] = "overall"
+    """How a domain's accuracy is reported: "overall" (correct / all) or "mean_per_class" (the
+    mean of per-class accuracies, tllib's VisDA-2017 metric; ``dgsamp.scores.accuracy``)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

@@ -85,27 +85,35 @@ def _class_images(class_dir: Path) -> list[Path]:
     return sorted(images)
 
 
-def scan_domains(dataset_dir: Path, domains: list[str], how_to_get: str) -> tuple[list[str], list[ImageFolderDomain]]:
+def scan_domains(
+    dataset_dir: Path, domains: list[str], how_to_get: str, domain_subdir: str = ""
+) -> tuple[list[str], list[ImageFolderDomain]]:
     """Check the layout under ``dataset_dir`` and list every domain's images.
+
+    The class folders of domain ``d`` are in ``dataset_dir / d / domain_subdir`` (Office-31
+    keeps them in ``<domain>/images``; DomainBed's datasets directly in ``<domain>``).
 
     Returns the sorted class names shared by all domains and one ImageFolderDomain per
     domain (samples sorted by class, then file name).
     """
+    def folder(domain: str) -> Path:
+        return dataset_dir / domain / domain_subdir
+
     if not dataset_dir.is_dir():
         raise UserError(
-            f"dataset folder not found: expected {dataset_dir / domains[0]}; get it with {how_to_get}"
+            f"dataset folder not found: expected {folder(domains[0])}; get it with {how_to_get}"
         )
-    missing = [domain for domain in domains if not (dataset_dir / domain).is_dir()]
+    missing = [domain for domain in domains if not folder(domain).is_dir()]
     if missing:
         raise UserError(
-            f"domain folder missing: {dataset_dir / missing[0]} (expected domains: "
+            f"domain folder missing: {folder(missing[0])} (expected domains: "
             f"{', '.join(domains)}); get the complete dataset with {how_to_get}"
         )
-    class_lists = {domain: _visible_subdirs(dataset_dir / domain) for domain in domains}
+    class_lists = {domain: _visible_subdirs(folder(domain)) for domain in domains}
     reference_domain = domains[0]
     classes = class_lists[reference_domain]
     if not classes:
-        raise UserError(f"no class folders in {dataset_dir / reference_domain}; get it with {how_to_get}")
+        raise UserError(f"no class folders in {folder(reference_domain)}; get it with {how_to_get}")
     for domain, names in class_lists.items():
         if names != classes:
             only_here = sorted(set(names) - set(classes))
@@ -119,7 +127,7 @@ def scan_domains(dataset_dir: Path, domains: list[str], how_to_get: str) -> tupl
     for domain in domains:
         samples: list[tuple[Path, int]] = []
         for label, class_name in enumerate(classes):
-            class_dir = dataset_dir / domain / class_name
+            class_dir = folder(domain) / class_name
             images = _class_images(class_dir)
             if not images:
                 raise UserError(
@@ -135,13 +143,17 @@ class ImageFolderMultiDomain(MultiDomainDataset):
 
     DATASET_DIR: ClassVar[str] = ""
     HOW_TO_GET: ClassVar[str] = DOMAINBED_DOWNLOAD
+    DOMAIN_SUBDIR: ClassVar[str] = ""
+    """Path from a domain folder to its class folders ("" in DomainBed's layout)."""
     IS_IMAGE = True
     SMALL_IMAGES = False
     CHECKPOINT_FREQ = 300  # DomainBed: VLCS, PACS, OfficeHome, TerraIncognita
 
     def __init__(self, root: str | Path | None) -> None:
         super().__init__(root)
-        expected = f"<root>/{self.DATASET_DIR}/{self.ENVIRONMENTS[0]}"
+        expected = "/".join(
+            part for part in ("<root>", self.DATASET_DIR, self.ENVIRONMENTS[0], self.DOMAIN_SUBDIR) if part
+        )
         if self.root is None:
             raise UserError(
                 f"{type(self).__name__} needs --data_dir: the folder holding {expected}; "
@@ -153,7 +165,7 @@ class ImageFolderMultiDomain(MultiDomainDataset):
                 f"get it with {self.HOW_TO_GET}"
             )
         self.classes, self.datasets = scan_domains(
-            self.dataset_dir(), list(self.ENVIRONMENTS), self.HOW_TO_GET
+            self.dataset_dir(), list(self.ENVIRONMENTS), self.HOW_TO_GET, self.DOMAIN_SUBDIR
         )
         self.input_shape = (3, 224, 224)
 
