@@ -76,7 +76,8 @@ COMMON: Mapping[str, TllibSetting] = {
     "backbone_lr_mult": _at(_CLASSIFIER, 93, 0.1, "bottleneck, head and discriminators at 1.0x"),
     "optimizer": _ex("dann.py", 79, "SGD"),
     "nesterov": _ex("dann.py", 80, True),
-    "lr_schedule": _ex("dann.py", 81, _INVERSE_DECAY),
+    "lr_schedule": _ex("dann.py", 81, _INVERSE_DECAY,
+                       "the factor multiplies each group's lr: backbone_lr_mult or 1.0"),
     "train_resizings": _ex("utils.py", 154, {
         "default": "Resize(256) -> RandomResizedCrop(224, scale, ratio)",
         "cen.crop": "Resize(256) -> CenterCrop(224)",
