@@ -134,9 +134,7 @@ class ADRMX(Algorithm):
                 z_label = self.featurizer(x)
                 z = z_label - self.featurizer_domain(x)
             disc_loss = F.cross_entropy(self.discriminator(z), domains)
-            self.disc_opt.zero_grad(set_to_none=True)
-            disc_loss.backward()
-            self.disc_opt.step()
+            self.step(disc_loss, self.disc_opt)
             with torch.no_grad():
                 class_loss = F.cross_entropy(self.classifier(z_label), y)
             return {"loss": disc_loss.detach(), "class_loss": class_loss, "disc_loss": disc_loss.detach()}
@@ -155,9 +153,7 @@ class ADRMX(Algorithm):
             + hp["cnt_lambda"] * (contrast_label + contrast_final) + hp["disc_lambda"] * -disc_loss
         )
         self.disc_opt.zero_grad(set_to_none=True)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.step(loss, self.opt)
         return {"loss": loss.detach(), "class_loss": class_loss.detach(), "disc_loss": disc_loss.detach()}
 
     def remix_loss(self, z: Tensor, z_domain: Tensor, y: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 
@@ -48,7 +48,7 @@ class FeatureAlignment(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def discrepancy(self, za: Tensor, zb: Tensor) -> Tensor:
         """Δ(Z_a [n_a, D], Z_b [n_b, D]) -> scalar."""
@@ -63,9 +63,7 @@ class FeatureAlignment(Algorithm):
         class_loss = F.cross_entropy(self.classifier(torch.cat(features[: len(minibatches)])), y)
         penalty = mean_pairwise_discrepancy(features, self.discrepancy)
         loss = class_loss + self.hparams["mmd_gamma"] * penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {
             "loss": loss.detach(),
             "class_loss": class_loss.detach(),

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.counter import StepCounter
 
 
@@ -27,7 +27,7 @@ class AnnealedPenaltyAlgorithm(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.steps = StepCounter()
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def penalty_weight(self) -> float:
         """β_t for the current step t."""
@@ -38,7 +38,5 @@ class AnnealedPenaltyAlgorithm(Algorithm):
         """One Adam step on ``loss``, resetting the moments when β jumps."""
         if self.steps.value == self.hparams[self.ANNEAL_HPARAM]:
             self.optimizer.state.clear()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.steps.increment()

@@ -78,6 +78,19 @@ class Algorithm(nn.Module):
     def predict(self, x: Tensor) -> Tensor:
         return self.classifier(self.featurizer(x))
 
+    def default_optimizer(self, parameters=None) -> torch.optim.Optimizer:
+        """DomainBed's Adam (``lr``, ``weight_decay`` from the hparams) over ``parameters``,
+        by default every parameter of the algorithm in registration order."""
+        return make_optimizer(parameters if parameters is not None else self.parameters(), self.hparams)
+
+    def step(self, loss: Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """One gradient step on ``loss``: zero the gradients, backpropagate, step ``optimizer``
+        (``self.optimizer`` by default)."""
+        optimizer = optimizer or self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         """Every optimizer this algorithm steps (checkpointing and the LR schedule use it)."""
         return [value for value in vars(self).values() if isinstance(value, torch.optim.Optimizer)]

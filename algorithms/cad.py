@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import concat_minibatches, domain_labels
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -111,7 +111,7 @@ class CAD(Algorithm):
                 nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, 128)
             )
             parameters += list(self.project.parameters())
-        self.optimizer = make_optimizer(parameters, self.hparams)
+        self.optimizer = self.default_optimizer(parameters)
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -127,9 +127,7 @@ class CAD(Algorithm):
         )
         class_loss = F.cross_entropy(self.classifier(z), y)
         loss = class_loss + self.hparams["lmbda"] * bn_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {
             "loss": loss.detach(), "class_loss": class_loss.detach(), "bn_loss": bn_loss.detach()
         }

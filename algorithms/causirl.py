@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.alignment import MMD_GAMMA
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import forward_each
 
 CAUSIRL_PAPER = (
@@ -49,7 +49,7 @@ class CausIRL(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def discrepancy(self, za: Tensor, zb: Tensor) -> Tensor:
         """Δ(Z_a [n_a, D], Z_b [n_b, D]) -> scalar."""
@@ -73,9 +73,7 @@ class CausIRL(Algorithm):
         else:
             penalty = first.new_zeros(())
         loss = class_loss + self.hparams["mmd_gamma"] * penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {
             "loss": loss.detach(),
             "class_loss": class_loss.detach(),

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.adam_restart import restart_optimizer
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.errors import UserError
@@ -98,7 +98,7 @@ class EQRM(Algorithm):
             raise UserError("EQRM needs at least 2 training domains (its quantile uses their spread)")
         self.steps = StepCounter()
         self.register_buffer("alpha", torch.tensor(self.hparams["eqrm_quantile"], dtype=torch.float64))
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -109,8 +109,6 @@ class EQRM(Algorithm):
         loss = risks.mean() if step < burn_in else kde_quantile(risks, self.alpha)
         if step == burn_in:
             restart_optimizer(self.optimizer, self.hparams["eqrm_lr"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.steps.increment()
         return {"loss": loss.detach().float(), "class_loss": risks.detach().mean()}

@@ -59,7 +59,7 @@ class ERMPlusPlus(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         hp = self.hparams
-        self.optimizer = make_optimizer([*self.featurizer.parameters(), *self.classifier.parameters()], hp)
+        self.optimizer = self.default_optimizer([*self.featurizer.parameters(), *self.classifier.parameters()])
         self.linear_optimizer = make_optimizer(self.classifier.parameters(), hp, hp["linear_lr"])
         self.average = nn.ModuleDict(
             {"featurizer": copy.deepcopy(self.featurizer), "classifier": copy.deepcopy(self.classifier)}
@@ -78,9 +78,7 @@ class ERMPlusPlus(Algorithm):
             with torch.no_grad():
                 z = self.featurizer(x)
         loss = F.cross_entropy(self.classifier(z), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.step(loss, optimizer)
         self.update_average()
         if not getattr(self.featurizer, "freeze_bn", False):
             self.average.train()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -58,7 +58,7 @@ class Fish(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)  # the inner loop's Adam
+        self.optimizer = self.default_optimizer()  # the inner loop's Adam
 
     def state_tensors(self) -> list[Tensor]:
         """Every parameter and buffer of f and g (DomainBed's ``state_dict`` of the network)."""
@@ -72,9 +72,7 @@ class Fish(Algorithm):
         losses = []
         for x, y in minibatches:
             loss = F.cross_entropy(self.predict(x), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.step(loss)
             losses.append(loss.detach())
         interpolate_(tensors, start, self.hparams["meta_lr"])
         return {"loss": losses[-1], "class_loss": torch.stack(losses).mean()}

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -45,7 +45,7 @@ class GroupDRO(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.register_buffer("q", torch.full((num_domains,), 1.0 / num_domains))
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -56,7 +56,5 @@ class GroupDRO(Algorithm):
             self.q.mul_(torch.exp(self.hparams["groupdro_eta"] * risks))
             self.q.div_(self.q.sum())
         loss = torch.dot(risks, self.q)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {"loss": loss.detach(), "class_loss": risks.detach().mean()}

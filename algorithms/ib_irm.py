@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.ib_erm import IB_ANNEAL, IB_LAMBDA, IB_PAPER, ib_penalty
 from dgsamp.algorithms.irm import IRM, irm_penalty
@@ -39,7 +39,7 @@ class IB_IRM(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.steps = StepCounter()
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def penalty_weights(self) -> tuple[float, float]:
         """(α_t, β_t) for the current step t."""
@@ -62,9 +62,7 @@ class IB_IRM(Algorithm):
         t = self.steps.value
         if t in (self.hparams["irm_penalty_anneal_iters"], self.hparams["ib_penalty_anneal_iters"]):
             self.optimizer.state.clear()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.steps.increment()
         return {
             "loss": loss.detach(),

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.errors import UserError
 from dgsamp.hparams import HParam
@@ -124,7 +124,7 @@ class MIRO(Algorithm):
             [nn.Parameter(torch.full((channels,), float(start))) for _, channels in layers]
         )
         network_params = [*self.featurizer.parameters(), *self.classifier.parameters()]
-        self.optimizer = make_optimizer(network_params, self.hparams)
+        self.optimizer = self.default_optimizer(network_params)
         encoder_lr = self.hparams["lr"] * self.hparams["lr_mult"]
         self.optimizer.add_param_group({"params": list(self.variance_logits), "lr": encoder_lr})
 
@@ -166,8 +166,6 @@ class MIRO(Algorithm):
         class_loss = F.cross_entropy(self.classifier(z), y)
         reg_loss = fit + spread
         loss = class_loss + self.hparams["ld"] * reg_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         losses = {"loss": loss, "class_loss": class_loss, "reg_loss": reg_loss}
         return {key: value.detach() for key, value in losses.items()}

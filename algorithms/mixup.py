@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -52,7 +52,7 @@ class Mixup(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -74,8 +74,6 @@ class Mixup(Algorithm):
             1 - lam
         ) * F.cross_entropy(logits, torch.cat(y_b), reduction="none")
         loss = torch.stack([part.mean() for part in per_example.split(sizes)]).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         loss = loss.detach()
         return {"loss": loss, "class_loss": loss}

@@ -79,7 +79,7 @@ class MLDG(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_classifier, make_optimizer
+from dgsamp.algorithms.base import Algorithm, make_classifier
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
 
@@ -53,7 +53,7 @@ class MTL(Algorithm):
             2 * width, num_classes, bool(self.hparams.get("nonlinear_classifier", False))
         )
         self.register_buffer("embeddings", torch.zeros(num_domains, width))
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def classify(self, features: Tensor) -> Tensor:
         """g([z, ε]) for ``features`` z [B, D]; ε ~ N(0, I) [B, D] drawn here."""
@@ -79,8 +79,6 @@ class MTL(Algorithm):
                 self.embeddings[d] = alpha * mean + (1 - alpha) * self.embeddings[d]
             losses.append(F.cross_entropy(self.classify(features), labels))
         loss = torch.stack(losses).sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         loss = loss.detach()
         return {"loss": loss, "class_loss": loss}

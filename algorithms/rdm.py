@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.algorithms.adam_restart import restart_optimizer
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
@@ -93,7 +93,7 @@ class RDM(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.steps = StepCounter()
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -114,9 +114,7 @@ class RDM(Algorithm):
         loss = class_loss + beta * matching + gamma * variance  # DomainBed adds 0 · penalty too
         if step == anneal:
             restart_optimizer(self.optimizer, self.hparams["rdm_lr"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.steps.increment()
         return {
             "loss": loss.detach(), "class_loss": class_loss.detach(),

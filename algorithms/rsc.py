@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -94,7 +94,7 @@ class RSC(Algorithm):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         self.drop_f = (1 - self.hparams["rsc_f_drop_factor"]) * 100
         self.drop_b = (1 - self.hparams["rsc_b_drop_factor"]) * 100
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -110,8 +110,6 @@ class RSC(Algorithm):
             muted_prob = (F.softmax(self.classifier(z * keep.float()), dim=1) * onehot).sum(1)
             mask = rsc_mask(keep, true_prob - muted_prob, self.drop_b)
         loss = F.cross_entropy(self.classifier(z * mask), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         loss = loss.detach()
         return {"loss": loss, "class_loss": loss}

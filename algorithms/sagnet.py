@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_classifier, make_optimizer
+from dgsamp.algorithms.base import Algorithm, make_classifier
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -70,9 +70,9 @@ class SagNet(Algorithm):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         nonlinear = bool(self.hparams.get("nonlinear_classifier", False))
         self.style_classifier = make_classifier(featurizer.n_outputs, num_classes, nonlinear)
-        self.optimizer_f = make_optimizer(self.featurizer.parameters(), self.hparams)
-        self.optimizer_c = make_optimizer(self.classifier.parameters(), self.hparams)
-        self.optimizer_s = make_optimizer(self.style_classifier.parameters(), self.hparams)
+        self.optimizer_f = self.default_optimizer(self.featurizer.parameters())
+        self.optimizer_c = self.default_optimizer(self.classifier.parameters())
+        self.optimizer_s = self.default_optimizer(self.style_classifier.parameters())
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -90,9 +90,7 @@ class SagNet(Algorithm):
         with torch.no_grad():
             z = self.featurizer(x)
         style_loss = F.cross_entropy(self.style_classifier(randomize(z, "content")), y)
-        self.optimizer_s.zero_grad(set_to_none=True)
-        style_loss.backward()
-        self.optimizer_s.step()
+        self.step(style_loss, self.optimizer_s)
 
         style_logits = self.style_classifier(randomize(self.featurizer(x), "content"))
         adv_loss = -F.log_softmax(style_logits, dim=1).mean(1).mean() * self.hparams["sag_w_adv"]

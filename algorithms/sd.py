@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -44,7 +44,7 @@ class SD(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
+        self.optimizer = self.default_optimizer()
 
     def update(
         self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
@@ -54,7 +54,5 @@ class SD(Algorithm):
         class_loss = F.cross_entropy(logits, y)
         penalty = logit_penalty(logits)
         loss = class_loss + self.hparams["sd_reg"] * penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {"loss": loss.detach(), "class_loss": class_loss.detach(), "penalty": penalty.detach()}

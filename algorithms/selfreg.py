@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.registry import register_algorithm
 
@@ -85,9 +85,7 @@ class SelfReg(Algorithm):
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
-        self.optimizer = make_optimizer(
-            self.parameters(), self.hparams
-        )  # before c: c is not trained
+        self.optimizer = self.default_optimizer()  # before c: c is not trained
         self.cdpl = projection_mlp(featurizer.n_outputs).requires_grad_(False)
 
     def update(
@@ -116,8 +114,6 @@ class SelfReg(Algorithm):
             terms["hdl_logit"] + terms["hdl_feat"]
         )
         loss = class_loss + scale * regulariser
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         detached = {name: value.detach() for name, value in terms.items()}
         return {"loss": loss.detach(), "class_loss": class_loss.detach(), **detached}

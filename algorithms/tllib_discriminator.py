@@ -40,6 +40,7 @@ class DomainDiscriminator(nn.Sequential):
     """u [N, in_features] → P(source | u) [N, 1]: a three-layer MLP ending in a sigmoid."""
 
     def __init__(self, in_features: int, hidden_size: int = HIDDEN_SIZE, batch_norm: bool = True) -> None:
+        output = nn.Sequential(nn.Linear(hidden_size, 1), nn.Sigmoid())  # drawn first, as tllib does
         if batch_norm:
             hidden: list[nn.Module] = [
                 nn.Linear(in_features, hidden_size), nn.BatchNorm1d(hidden_size), nn.ReLU(),
@@ -50,7 +51,7 @@ class DomainDiscriminator(nn.Sequential):
                 nn.Linear(in_features, hidden_size), nn.ReLU(), nn.Dropout(0.5),
                 nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Dropout(0.5),
             ]
-        super().__init__(*hidden, nn.Sequential(nn.Linear(hidden_size, 1), nn.Sigmoid()))
+        super().__init__(*hidden, output)
 
 
 def binary_cross_entropy(probability: Tensor, label: Tensor | float, weight: Tensor | None = None) -> Tensor:

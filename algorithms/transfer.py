@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_classifier, make_optimizer
+from dgsamp.algorithms.base import Algorithm, make_classifier
 from dgsamp.algorithms.minibatches import concat_minibatches, forward_each
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -80,9 +80,7 @@ class Transfer(Algorithm):
         if hp["gda"]:
             self.optimizer = torch.optim.SGD(self.adv_classifier.parameters(), lr=hp["lr"])
         else:
-            self.optimizer = make_optimizer(
-                [*self.featurizer.parameters(), *self.classifier.parameters()], hp
-            )
+            self.optimizer = self.default_optimizer([*self.featurizer.parameters(), *self.classifier.parameters()])
         self.adv_opt = torch.optim.SGD(self.adv_classifier.parameters(), lr=hp["lr_d"])
 
     def update(
@@ -92,14 +90,10 @@ class Transfer(Algorithm):
         x, y, _ = concat_minibatches(minibatches)
         inputs, labels = [xd for xd, _ in minibatches], [yd for _, yd in minibatches]
         loss = F.cross_entropy(self.predict(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         features = forward_each(self.featurizer, inputs, self.per_domain_passes)
         gap = weight * risk_gap(self.adv_classifier, features, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        gap.backward()
-        self.optimizer.step()
+        self.step(gap)
         with torch.no_grad():
             for adv, own in zip(self.adv_classifier.parameters(), self.classifier.parameters()):
                 adv.copy_(own)

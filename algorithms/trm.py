@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
+from dgsamp.algorithms.base import Algorithm
 from dgsamp.algorithms.counter import StepCounter
 from dgsamp.algorithms.minibatches import concat_minibatches
 from dgsamp.errors import UserError
@@ -95,9 +95,7 @@ class TRM(Algorithm):
             nn.Linear(featurizer.n_outputs, num_classes) for _ in range(num_domains + 1)
         )
         self.head_optimizers = [torch.optim.SGD(h.parameters(), lr=HEAD_LR) for h in self.heads]
-        self.optimizer = make_optimizer(
-            [*self.featurizer.parameters(), *self.classifier.parameters()], self.hparams
-        )
+        self.optimizer = self.default_optimizer([*self.featurizer.parameters(), *self.classifier.parameters()])
         self.register_buffer("alpha", torch.ones(num_domains, num_domains) - torch.eye(num_domains))
         self.steps = StepCounter()
 
@@ -149,8 +147,6 @@ class TRM(Algorithm):
             loss = nll + transfer
         else:
             transfer, loss = nll.new_zeros(()), nll
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         self.steps.increment()
         return {"loss": loss.detach(), "class_loss": nll.detach(), "trm_loss": transfer.detach()}

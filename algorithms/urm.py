@@ -88,9 +88,7 @@ class URM(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         hp = self.hparams
-        self.optimizer = make_optimizer(
-            [*self.featurizer.parameters(), *self.classifier.parameters()], hp
-        )
+        self.optimizer = self.default_optimizer([*self.featurizer.parameters(), *self.classifier.parameters()])
         self.discriminator = make_discriminator(featurizer.n_outputs, hp["urm_discriminator_hidden_layers"])
         if hp["urm_discriminator_optimizer"] == "sgd":
             self.discriminator_opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -122,9 +120,7 @@ class URM(Algorithm):
             self.discriminator(z).squeeze(1), torch.ones(z.shape[0], device=z.device, dtype=z.dtype)
         )
         loss = class_loss + weight * gen_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         disc_loss = self.update_discriminator(z.detach())
         return {
             "loss": loss.detach(), "class_loss": class_loss.detach(),
@@ -146,7 +142,5 @@ class URM(Algorithm):
         disc_loss = F.binary_cross_entropy_with_logits(noise_logits, noise_target) + (
             self.hparams["urm_adv_lambda"] * F.binary_cross_entropy_with_logits(feature_logits, feature_target)
         )
-        self.discriminator_opt.zero_grad(set_to_none=True)
-        disc_loss.backward()
-        self.discriminator_opt.step()
+        self.step(disc_loss, self.discriminator_opt)
         return disc_loss
