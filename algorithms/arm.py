@@ -32,11 +32,9 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgsamp.algorithms.base import Algorithm, make_optimizer
-from dgsamp.algorithms.minibatches import concat_minibatches
+from dgsamp.algorithms.erm import ERM
 from dgsamp.errors import UserError
 from dgsamp.hparams import HParam
 from dgsamp.registry import register_algorithm
@@ -114,8 +112,9 @@ class ContextFeaturizer(nn.Module):
 
 
 @register_algorithm("ARM")
-class ARM(Algorithm):
-    """ERM on images carrying one extra channel: the mean context of their support set."""
+class ARM(ERM):
+    """ERM on images carrying one extra channel: the mean context of their support set
+    (ERM's ``update``, through the context featurizer)."""
 
     HPARAMS = {
         "batch_size": HParam(
@@ -134,15 +133,6 @@ class ARM(Algorithm):
         channels = widen_first_conv(featurizer)
         context = ContextNet(channels).requires_grad_(False)
         self.featurizer = ContextFeaturizer(featurizer, context, int(self.hparams["batch_size"]))
-        self.optimizer = make_optimizer(self.parameters(), self.hparams)
-
-    def update(
-        self, minibatches: list[tuple[Tensor, Tensor]], unlabeled: list[Tensor] | None = None
-    ) -> dict[str, Tensor]:
-        x, y, _ = concat_minibatches(minibatches)
-        loss = F.cross_entropy(self.predict(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        loss = loss.detach()
-        return {"loss": loss, "class_loss": loss}
+        # the widened convolution is a new parameter: rebuild ERM's Adam over the final
+        # parameters (same order; the frozen context net stays out of it)
+        self.optimizer = self.default_optimizer()
