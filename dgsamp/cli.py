@@ -15,7 +15,7 @@ from dgsamp import __version__
 from dgsamp.errors import UserError
 from dgsamp.registry import load_plugin_file
 
-SUBCOMMANDS = ("train", "list", "leaderboard", "sweep", "ensemble")
+SUBCOMMANDS = ("train", "list", "leaderboard", "sweep", "ensemble", "data")
 
 
 class ArgumentParser(argparse.ArgumentParser):
