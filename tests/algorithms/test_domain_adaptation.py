@@ -44,10 +44,14 @@ def seed_everything(seed: int) -> None:
 
 
 NEEDS_TIMM = {"MIRO"}  # regularises the stages of a timm backbone
+# Start where the update reads the target batch: ADDA pre-trains on the sources alone for
+# pretrain_steps updates, FixMatch learns from a target example only above its confidence threshold.
+FROM_THE_FIRST_TARGET_STEP = {"ADDA": {"pretrain_steps": 0}, "FixMatch": {"threshold": 0.0}}
 
 
 def build(name: str, seed: int, **overrides) -> Algorithm:
     seed_everything(seed)
+    overrides = {**FROM_THE_FIRST_TARGET_STEP.get(name, {}), **overrides}
     hparams = resolve_hparams(ALGORITHMS.get(name), False, 0, {"lr": 1e-2, **overrides})
     featurizer: nn.Module = TinyFeaturizer()
     if name in NEEDS_TIMM:
