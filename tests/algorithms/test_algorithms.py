@@ -273,11 +273,37 @@ def test_alignment_penalty_includes_target_domains(name, discrepancy, data):
     assert not torch.allclose(with_a["penalty"], with_b["penalty"])
 
 
+def one_update(start, minibatches, unlabeled) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The losses of one update of a copy of ``start`` (RNG reseeded), and its parameters after."""
+    algorithm = copy.deepcopy(start)
+    algorithm.train()
+    seed_everything(0)
+    losses = algorithm.update(minibatches, unlabeled)
+    return losses, parameters_of(algorithm)
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_every_algorithm_accepts_unlabeled_batches(name, data):
+def test_every_algorithm_takes_two_unlabeled_domains_of_unequal_size(name, data):
+    """One update with two target domains (12 and 8 images) moves the weights and returns
+    detached finite scalars. An algorithm that adapts to unlabeled data and whose first update
+    depends on the target batch uses the second domain too; any other update is the one
+    without targets, bit for bit."""
     minibatches, target_a, target_b = data
-    losses = build(name).update(minibatches, [target_a, target_b[:8]])  # two target domains
-    assert all(torch.isfinite(value) for value in losses.values())
+    start = build(name, **DEFAULT_OVERRIDES.get(name, {}))
+    losses, after = one_update(start, minibatches, [target_a, target_b[:8]])
+    for value in losses.values():
+        assert value.dim() == 0 and not value.requires_grad and torch.isfinite(value)
+    assert not torch.equal(after, parameters_of(start)), "one update left every parameter unchanged"
+    if start.ADAPTS_TO_UNLABELED:
+        _, after_a = one_update(start, minibatches, [target_a])
+        _, after_b = one_update(start, minibatches, [target_b])
+        if not torch.equal(after_a, after_b):  # not a warm-up step that ignores targets (ADDA, FixMatch)
+            assert not torch.equal(after, after_a), "the second target domain was ignored"
+    else:
+        no_targets, after_no_targets = one_update(start, minibatches, None)
+        assert torch.equal(after, after_no_targets)
+        assert losses.keys() == no_targets.keys()
+        assert all(torch.equal(losses[key], no_targets[key]) for key in losses)
 
 
 # ----------------------------------------------------------------------- building blocks

@@ -103,12 +103,36 @@ def test_a_plugins_declared_ranges_check_its_defaults_and_draws():
 ALGORITHM_SPECS = {name: hparam_specs(ALGORITHMS.get(name)) for name in ALGORITHMS.names()}
 
 
+def declared_range_holds(spec: HParam, value) -> bool:
+    """``value`` against the spec's declared choices / bounds, read here from the spec's
+    fields (not through ``HParam.check``, the code under test)."""
+    if spec.choices is not None:
+        return value in spec.choices
+    if isinstance(value, float) and not np.isfinite(value):
+        return False
+    if spec.minimum is not None and not (value > spec.minimum if spec.exclusive_minimum else value >= spec.minimum):
+        return False
+    return spec.maximum is None or (value < spec.maximum if spec.exclusive_maximum else value <= spec.maximum)
+
+
 @pytest.mark.parametrize("name", sorted(ALGORITHM_SPECS))
 def test_every_default_and_draw_lies_in_its_declared_range(name):
-    cls = ALGORITHMS.get(name)
-    for small_images in (False, True):
-        for hparams_seed in range(40):
-            resolve_hparams(cls, small_images, hparams_seed)  # raises UserError when out of range
+    """Seed 0 (the defaults) and 19 seeded draws, for large and small images and for each
+    dataset with its own range or default, each value within its HParam's declared range."""
+    checked = 0
+    for hparam, spec in ALGORITHM_SPECS[name].items():
+        for dataset in (None, *spec.dataset_samples, *spec.dataset_defaults):
+            for small_images in (False, True):
+                for hparams_seed in range(20):
+                    value = spec.value(hparams_seed, hparam, small_images, dataset=dataset)
+                    assert declared_range_holds(spec, value), (
+                        f"{hparam}={value!r} (seed {hparams_seed}, small_images={small_images}, "
+                        f"dataset={dataset}) outside {spec.constraint or 'its declared range'}"
+                    )
+                    checked += 1
+    assert checked >= 40 * len(COMMON_HPARAMS)
+    resolved = resolve_hparams(ALGORITHMS.get(name), False, 0)
+    assert set(resolved) == set(ALGORITHM_SPECS[name])  # every hparam the algorithm gets was checked
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHM_SPECS))
