@@ -108,7 +108,7 @@ def test_cli_markdown_on_stdout_names_the_rule(small_runs):
     assert "| ERM | — | — | — | — | — |" in result.stdout  # no paired runs: nothing selected
 
 
-def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+def test_cli_bad_input_is_one_line_and_exit_2(small_runs, tmp_path):
     result = cli(str(tmp_path / "absent"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -116,8 +116,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
         "pass a folder of run directories"]
     empty = cli(str(tmp_path))
     assert empty.returncode == 2 and "no runs found" in empty.stderr
-    unwritable = cli(str(REPO / "../shared/data/domainbed_test_sweep"),
-                     "--output", str(tmp_path / "no" / "such" / "dir" / "x.md"))
+    unwritable = cli(str(small_runs), "--output", str(tmp_path / "no" / "such" / "dir" / "x.md"))
     assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr
 
 
