@@ -108,14 +108,16 @@ CURVE_KEY = {"IRM": "loss"}
 # dominates the objective (it falls ~10x in 12 steps while the CE falls ~10%).
 CURVE_KEY |= {"IB_IRM": "loss", "IGA": "loss"}
 # ADRMX: 1 update in 3 trains f and g (k = 2), its 3-layer classifiers barely move in 4 steps;
-# its loss (L_h, L, L_h, ...) falls through the contrastive terms of L (test_batch_c.py).
+# its loss (L_h, L, L_h, ...) falls through the contrastive terms of L
+# (test_cad_transfer_eqrm_rdm_urm_ermplusplus_adrmx.py).
 CURVE_KEY |= {"ADRMX": "loss"}
 # DomainBed's default SANDMask τ = 1 masks every gradient entry (tanh(k/σ²·(a − 1)) ≤ 0 -> 0):
-# no parameter moves at the default, so the loss test runs it at τ = 0.5 (test_batch_b.py
-# checks the default's standstill).
+# no parameter moves at the default, so the loss test runs it at τ = 0.5
+# (test_sandmask_iga_selfreg_fishr_trm_ib_causirl.py checks the default's standstill).
 DEFAULT_OVERRIDES = {"SANDMask": {"tau": 0.5}}
 # ERMPlusPlus: its 500-step linear probe of a random featurizer barely moves in 12 steps (the
-# warm-up is tested in test_batch_c.py), so the loss test fine-tunes from step 2.
+# warm-up is tested in test_cad_transfer_eqrm_rdm_urm_ermplusplus_adrmx.py), so the loss test
+# fine-tunes from step 2.
 DEFAULT_OVERRIDES |= {"ERMPlusPlus": {"linear_steps": 0}}
 
 
