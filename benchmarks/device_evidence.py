@@ -34,14 +34,13 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from evidence_kit import Finished, Part, now_iso, read_json, run_command
+from evidence_context import REPO, Context
+from evidence_kit import Part, now_iso, read_json
 from evidence_parts import part_energy, part_gradsamp
 
-REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent
 PARTS = ("a_cuda_tests", "b_throughput", "c_energy", "d_gradsamp")
 # Test files that parametrize over "cuda" when it exists, or read the real meter (NVML there).
@@ -78,41 +77,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gradsamp": {"epochs": 3, "steps": 2, "seeds": [0]},
     },
 }
-
-
-@dataclass
-class Context:
-    """What every part needs: options, folders, the device and how to start children."""
-
-    args: argparse.Namespace
-    profile: dict[str, Any]
-    out: Path
-    work: Path
-    cuda: bool
-    log: TextIO
-
-    @property
-    def device(self) -> str:
-        return self.args.device if self.cuda else "cpu"
-
-    def env(self) -> dict[str, str]:
-        env = {"PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
-        return {**env, "OMP_NUM_THREADS": "1"} if self.args.smoke else env
-
-    def run(self, command: list[str], timeout: float, prefix: str) -> Finished:
-        self.log.write(f"\n{prefix}$ {' '.join(command)}\n")
-        return run_command(command, timeout=timeout, cwd=REPO, env=self.env(), log=self.log, prefix=prefix)
-
-    def data_flags(self, flags: list[str]) -> list[str]:
-        """``--data_dir`` unless the dataset is the embedded PACSMini."""
-        return [] if "PACSMini" in flags else ["--data_dir", self.args.data_dir]
-
-    def train_command(self, output_dir: Path, *flags: str) -> list[str]:
-        """A ``dgsamp train`` child under the ``dgsamp`` protocol (epochs, as the modes count them)."""
-        protocol = [] if "--protocol" in flags else ["--protocol", "dgsamp"]
-        return [sys.executable, "-m", "dgsamp", "train", *protocol, *flags, *self.data_flags(list(flags)),
-                "--device", self.device, "--output_dir", str(output_dir), "--no_resume",
-                "--progress", "lines", "--wandb", "disabled"]
 
 
 # ---------------------------------------------------------------- a: CUDA tests

@@ -22,7 +22,7 @@ from evidence_kit import (
 )
 
 if TYPE_CHECKING:
-    from device_evidence import Context
+    from evidence_context import Context
 
 BENCHMARKS = Path(__file__).resolve().parent
 EPOCH_LINE = re.compile(r"epoch (\d+) \[")

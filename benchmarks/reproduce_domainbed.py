@@ -32,9 +32,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import load_runs
 
 # DomainBed, domainbed/results/2020_10_06_7df6f06/results.tex at commit 8b6787bd69edde5842bd5cb1c011b61b94401279
 # ("Result files for full sweep", 2020-10-06), "Model selection: training-domain validation set":

@@ -20,7 +20,8 @@ import time
 import torch
 
 from dgsamp.cli import build_parser
-from dgsamp.training.config import RunConfig
+from dgsamp.config import resolve_run_config
+from dgsamp.training.build import build_run
 from dgsamp.training.trainer import Trainer
 
 
@@ -28,9 +29,9 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         args = build_parser().parse_args(["train", "--protocol", "dgsamp", "--dataset", "PACS", "--output_dir", output_dir,
                                           "--progress", "lines", *argv])
-        config = RunConfig.from_flags(args)
+        config = resolve_run_config(args)
         start = time.perf_counter()
-        trainer = Trainer(config)
+        trainer = Trainer(build_run(config))
         setup_seconds = time.perf_counter() - start
         summary = trainer.run()
     records = trainer.records

@@ -9,12 +9,13 @@ directory that ``dgsamp leaderboard`` shows as its own row (see docs/ensembles.m
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
-from dgsamp.ensembles.methods import LABELS
 from dgsamp.metering.energy import ENERGY_SOURCES
+from dgsamp.tracking.ensemble_naming import LABELS
 
 
-def register(subparsers) -> None:
+def register(subparsers, argv: Sequence[str] = ()) -> None:
     parser = subparsers.add_parser(
         "ensemble", help="EoA or DiWA ensemble of finished runs, written as a leaderboard run",
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "rows and labels) or datasets first (repeatable)")
 
 
-def register(subparsers) -> None:
+def register(subparsers, argv: Sequence[str] = ()) -> None:
     parser = subparsers.add_parser(
         "leaderboard", help="tables of selected accuracy, energy and FLOPs over many runs",
         description=__doc__.splitlines()[0],
@@ -47,9 +47,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dgsamp.leaderboard.render import render
+    from dgsamp.leaderboard.runs import load_runs, load_wandb_runs
     from dgsamp.leaderboard.selection import get_rule
     from dgsamp.leaderboard.tables import build_leaderboard, selected_runs
-    from dgsamp.tracking.runs import load_runs, load_wandb_runs
     from dgsamp.utils.atomic import atomic_write_text
 
     if args.wandb_project and args.dirs:

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from dgsamp.errors import UserError
 from dgsamp.hparams import COMMON_HPARAMS, HParam
 from dgsamp.registry import ALGORITHMS, BACKBONES, DATASETS, MODES
 
 
-def register(subparsers) -> None:
+def register(subparsers, argv: Sequence[str] = ()) -> None:
     parser = subparsers.add_parser("list", help="list registered algorithms, datasets, backbones or training modes")
     parser.add_argument("what", nargs="?", choices=("algorithms", "datasets", "backbones", "modes"), default=None)
     parser.add_argument("--filter", default="*", help="backbones: a timm wildcard, e.g. '*resnet*'")

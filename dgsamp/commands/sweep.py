@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from dgsamp.sweep.jobs import JobState, write_job_record
@@ -25,7 +26,7 @@ from dgsamp.sweep.plan import SweepPlan, parse_overrides, plan_sweep, set_incomp
 LAUNCHERS = ("local", "submitit_local", "slurm")
 
 
-def register(subparsers) -> None:
+def register(subparsers, argv: Sequence[str] = ()) -> None:
     parser = subparsers.add_parser(
         "sweep", help="run a W&B sweep YAML locally or on Slurm (grid and random search)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -10,19 +10,20 @@ from __future__ import annotations
 import argparse
 
 from dgsamp.backbones.factory import PRETRAINED_CHOICES
+from dgsamp.config.hparam_flags import add_hparam_arguments, all_hparam_specs, parse_bool
+from dgsamp.config.presets import DEFAULT_PROTOCOL, PROTOCOLS
 from dgsamp.data.splits import TASKS
 from dgsamp.errors import UserError
-from dgsamp.hparams import COMMON_HPARAMS, HParam, hparam_specs
 from dgsamp.metering.energy import ENERGY_SOURCES
 from dgsamp.modes.base import TrainingMode
-from dgsamp.registry import ALGORITHMS, MODES
-from dgsamp.training.presets import DEFAULT_PROTOCOL, PROTOCOLS
+from dgsamp.registry import MODES
 
 WANDB_MODES = ("disabled", "offline", "online")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every flag of ``dgsamp train`` (call after plugins are loaded: hparam flags come last)."""
+def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None = None) -> None:
+    """Every flag of ``dgsamp train`` (call after plugins are loaded: hparam flags come last);
+    ``algorithm``: the ``--algorithm`` given, whose hparams the help text describes."""
     run = parser.add_argument_group("run")
     run.add_argument("--dataset", default="PACSMini", help="registered dataset name (dgsamp list datasets)")
     run.add_argument("--data_dir", default=None, help="folder holding the dataset in DomainBed's layout")
@@ -76,7 +77,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        "none: random init on purpose")
     model.add_argument("--pretrained_file", default=None,
                        help="local checkpoint loaded into the backbone (timm, torchvision or dgsamp format)")
-    model.add_argument("--freeze_bn", nargs="?", const=True, type=_parse_bool, default=None, metavar="BOOL",
+    model.add_argument("--freeze_bn", nargs="?", const=True, type=parse_bool, default=None, metavar="BOOL",
                        help="keep BatchNorm statistics frozen (--freeze_bn or --freeze_bn true/false; "
                        "default: the protocol's)")
     model.add_argument("--resolution", type=int, default=None, help="square input side; default: the backbone's")
@@ -117,10 +118,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tracking.add_argument("--wandb_group", default=None, help="a sweep's runs share a group")
     tracking.add_argument("--wandb_tags", nargs="*", default=[])
 
-    group = parser.add_argument_group("hyperparameters (default: from --hparams_seed)")
-    for name, spec in sorted(all_hparam_specs().items()):
-        group.add_argument(f"--{name}", type=_flag_type(spec), default=None, metavar=spec.type.__name__.upper(),
-                           help=f"{spec.help} (default {spec.default!r})")
+    add_hparam_arguments(parser, algorithm)
 
 
 def add_mode_arguments(parser: argparse.ArgumentParser, mode: type[TrainingMode]) -> None:
@@ -142,29 +140,3 @@ def mode_option_names() -> set[str]:
     """Every flag declared by a registered training mode."""
     return {option for name in MODES.in_registration_order() for option in MODES.get(name).OPTIONS}
 
-
-def all_hparam_specs() -> dict[str, HParam]:
-    """The union of every registered algorithm's hparams and the common ones."""
-    specs: dict[str, HParam] = dict(COMMON_HPARAMS)
-    for name in ALGORITHMS.names():
-        specs.update(hparam_specs(ALGORITHMS.get(name)))
-    return specs
-
-
-def hparam_flag_names() -> set[str]:
-    return set(all_hparam_specs())
-
-
-def _flag_type(spec: HParam):
-    if spec.type is bool:
-        return _parse_bool
-    return spec.type
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in {"1", "true", "yes"}:
-        return True
-    if lowered in {"0", "false", "no"}:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")

@@ -3,7 +3,7 @@
 A preset is a set of :class:`Setting` s, each a value (or a rule of the dataset class, e.g.
 DomainBed's ``N_STEPS`` per dataset) and where it comes from: a file and commit of
 DomainBed (facebookresearch/DomainBed), or "dgsamp" for dgsamp's own choice.
-``RunConfig.from_flags`` applies the preset first and the flags given explicitly on top
+``dgsamp.config.resolve`` applies the preset first and the flags given explicitly on top
 (every flag a preset sets parses to None when it is not given), so explicit flags win.
 
 - ``domainbed2020``: the code the published tables were produced with (2020-10-06 results,

@@ -6,7 +6,7 @@ BatchNorm on the MNIST CNN, per-domain passes for ERM, augmented evaluation of a
 dataset) is recorded as what happens (False, ``joint``, ``none``); the same setting given
 explicitly is refused with one line (a flag without effect is bad input).
 
-Training length (docs/protocol.md, ``dgsamp.training.schedule``):
+Training length (docs/protocol.md, ``dgsamp.config.schedule``):
 
 - ``--steps`` (or a domainbed preset without ``--epochs``): step mode; ``--checkpoint_freq``
   defaults to the dataset's ``CHECKPOINT_FREQ``; ``--steps_per_epoch`` has no effect;
@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dgsamp.config.presets import Protocol
+from dgsamp.config.schedule import evaluation_steps
 from dgsamp.errors import UserError
 from dgsamp.registry import BACKBONES
-from dgsamp.training.presets import get_protocol
-from dgsamp.training.schedule import evaluation_steps
 
 PER_DOMAIN, JOINT = "per_domain", "joint"
 TRAIN_DOMAINS, NO_AUGMENTATION = "train_domains", "none"
@@ -49,10 +49,10 @@ class ProtocolSettings:
 
 
 def resolve_protocol(
-    args: Mapping[str, Any], dataset_class: type, algorithm_class: type, hparams: Mapping[str, Any]
+    protocol: Protocol, args: Mapping[str, Any], dataset_class: type, algorithm_class: type,
+    hparams: Mapping[str, Any],
 ) -> ProtocolSettings:
-    """Apply the preset ``args["protocol"]`` for this dataset, then the explicit flags; check."""
-    protocol = get_protocol(args["protocol"])
+    """Apply the preset ``protocol`` for this dataset, then the explicit flags; check."""
     preset = protocol.resolve(dataset_class)
     given = {name: args.get(name) for name in preset if args.get(name) is not None}
     steps, freq, epochs = _training_length(args, preset, given, dataset_class)

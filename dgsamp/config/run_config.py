@@ -1,12 +1,13 @@
-"""RunConfig: every setting of one run, typed, validated once, frozen.
+"""RunConfig: every setting of one run, typed, grouped by concern, frozen.
 
     config = parse_run_config(["--dataset", "PACSMini", "--algorithm", "ERM"])
-    config.epochs, config.hparams["lr"], config.modes["gradsamp"]["gradsamp_period"], config.job_id
+    config.data.dataset, config.schedule.epochs, config.hparams["lr"], config.job_id
 
-``RunConfig.from_flags`` is the one place where flags become settings: ``dgsamp train``,
-``dgsamp sweep launch`` (every job, before any starts) and the tests all go through it.
-Each value is converted by the parser and checked here, once; a training mode's options
-are checked by the rules the mode declares (``dgsamp.modes.base.Option``).
+A callee takes the part it needs: ``data`` (what is trained and evaluated on, and how it
+is split), ``model`` (algorithm and backbone), ``schedule`` (protocol preset and training
+length), ``system`` (device and resources) and ``tracking`` (where results go). The values
+are resolved and validated once, by ``dgsamp.config.resolve``; ``RunConfig.from_record``
+rebuilds a finished run's config from the ``args`` and ``hparams`` of its results lines.
 
 ``job_id`` is a hash of everything that changes the numbers (not the output directory,
 the progress style or the W&B settings), so two runs with the same id are the same
@@ -15,26 +16,16 @@ experiment. ``args`` is the flat flag mapping that results lines carry (DomainBe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from dgsamp.errors import UserError
-from dgsamp.hparams import resolve_hparams
-from dgsamp.modes.base import RunShape, check_modes_combine
-from dgsamp.registry import ALGORITHMS, DATASETS, MODES
-from dgsamp.training.flags import all_hparam_specs, mode_option_names
-from dgsamp.training.presets import get_protocol
-from dgsamp.training.protocol_flags import resolve_protocol
-from dgsamp.training.schedule import Schedule, epoch_schedule, step_schedule
-from dgsamp.utils.seeding import seed_hash
+from dgsamp.config.schedule import Schedule, epoch_schedule, step_schedule
+from dgsamp.registry import MODES
 
 # Settings that change no number (or only how it is spelled: the raw --hparams JSON and
 # the plugin path are hashed through the resolved hparams and the algorithm name; "auto"
@@ -43,43 +34,60 @@ NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
     "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "energy", "hparams", "plugin", "device",
 }
-AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "steps": 1, "checkpoint_freq": 1, "eval_batch_size": 1,
-            "num_workers": 0, "resolution": 16}
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """One run's settings. ``hparams``: resolved hyperparameters; ``modes``: every registered
-    training mode's options (``modes[name][name]`` is its switch), on or off."""
+class DataConfig:
+    """What the run trains and evaluates on, and how each domain is split."""
 
     dataset: str
     data_dir: str | None
+    test_envs: tuple[int, ...]
+    task: str  # "domain_generalization" or "domain_adaptation"
+    trial_seed: int  # seeds the in/out split (DomainBed)
+    holdout_fraction: float
+    uda_holdout_fraction: float
+    unlabeled_split: str  # "uda" (DomainBed's uda split) or "test_in" (DA: the test in-split)
+    eval_augmentation: str  # "train_domains" or "none"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The algorithm and the backbone it is built on."""
+
     algorithm: str
     backbone: str
-    test_envs: tuple[int, ...]
-    task: str
-    hparams_json: str | None
-    hparams_seed: int
-    trial_seed: int
-    seed: int
-    protocol: str  # the preset (dgsamp.training.presets) the settings below started from
+    pretrained: str
+    pretrained_file: str | None
+    freeze_bn: bool
+    resolution: int | None
+    featurizer_passes: str  # "per_domain" or "joint"
+    plugin: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The protocol preset and the training length it resolved to."""
+
+    protocol: str  # the preset (dgsamp.config.presets) the settings started from
     steps: int | None  # step mode: DomainBed's n_steps; None in epoch mode
     checkpoint_freq: int | None  # step mode: evaluation period in steps
     evaluate_last_step: bool  # step mode: also evaluate after step steps - 1
     epochs: int  # the trainer's epochs (step mode: the number of evaluation points)
     steps_per_epoch: int | None
-    holdout_fraction: float
-    uda_holdout_fraction: float
-    unlabeled_split: str  # "uda" (DomainBed's uda split) or "test_in" (DA: the test in-split)
-    featurizer_passes: str  # "per_domain" or "joint"
-    eval_augmentation: str  # "train_domains" or "none"
-    output_dir: str
-    no_resume: bool
-    plugin: tuple[str, ...]
-    pretrained: str
-    pretrained_file: str | None
-    freeze_bn: bool
-    resolution: int | None
+
+    def updates(self, pass_steps: int) -> Schedule:
+        """Updates per trainer epoch (``dgsamp.config.schedule``); ``pass_steps``: the updates
+        of one pass over the largest training domain, the default epoch length."""
+        if self.steps is not None:
+            return step_schedule(self.steps, int(self.checkpoint_freq or 1), self.evaluate_last_step)
+        return epoch_schedule(self.epochs, self.steps_per_epoch or pass_steps)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """Where and how the run computes: none of these change a number on the CPU."""
+
     device: str
     precision: str
     data_cache: str
@@ -87,6 +95,14 @@ class RunConfig:
     eval_batch_size: int
     deterministic: bool
     compile: bool
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where results, progress, energy readings and W&B records go."""
+
+    output_dir: str
+    no_resume: bool
     progress: str
     energy: str
     wandb: str
@@ -94,6 +110,47 @@ class RunConfig:
     wandb_entity: str | None
     wandb_group: str | None
     wandb_tags: tuple[str, ...]
+
+
+PARTS = {"data": DataConfig, "model": ModelConfig, "schedule": ScheduleConfig, "system": SystemConfig,
+         "tracking": TrackingConfig}
+
+# The flat ``args`` of a results line, in the order results lines have always listed them.
+ARG_ORDER = (
+    "dataset", "data_dir", "algorithm", "backbone", "test_envs", "task", "hparams", "hparams_seed",
+    "trial_seed", "seed", "protocol", "steps", "checkpoint_freq", "evaluate_last_step", "epochs",
+    "steps_per_epoch", "holdout_fraction", "uda_holdout_fraction", "unlabeled_split", "featurizer_passes",
+    "eval_augmentation", "output_dir", "no_resume", "plugin", "pretrained", "pretrained_file", "freeze_bn",
+    "resolution", "device", "precision", "data_cache", "num_workers", "eval_batch_size", "deterministic",
+    "compile", "progress", "energy", "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags",
+)
+
+# What a results line written before a setting existed means by its absence.
+RECORD_DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    "data_dir": None, "task": "domain_generalization", "hparams": None, "hparams_seed": 0, "trial_seed": 0,
+    "protocol": "dgsamp", "steps": None, "checkpoint_freq": None, "evaluate_last_step": True,
+    "steps_per_epoch": None, "holdout_fraction": 0.2, "uda_holdout_fraction": 0.0, "unlabeled_split": "test_in",
+    "featurizer_passes": "joint", "eval_augmentation": "none", "output_dir": "", "no_resume": False, "plugin": (),
+    "pretrained": "none", "pretrained_file": None, "freeze_bn": False, "resolution": None, "device": "auto",
+    "precision": "fp32", "data_cache": "auto", "num_workers": 1, "eval_batch_size": 256, "deterministic": False,
+    "compile": False, "progress": "lines", "energy": "none", "wandb": "disabled", "wandb_project": "dgsamp",
+    "wandb_entity": None, "wandb_group": None, "wandb_tags": (),
+})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's settings. ``hparams``: resolved hyperparameters; ``modes``: every registered
+    training mode's options (``modes[name][name]`` is its switch), on or off."""
+
+    data: DataConfig
+    model: ModelConfig
+    schedule: ScheduleConfig
+    system: SystemConfig
+    tracking: TrackingConfig
+    hparams_json: str | None
+    hparams_seed: int
+    seed: int
     hparams: Mapping[str, Any]
     modes: Mapping[str, Mapping[str, Any]]
 
@@ -105,14 +162,10 @@ class RunConfig:
     @property
     def args(self) -> dict[str, Any]:
         """The flat flag mapping (results lines' ``args``, W&B config): one key per flag."""
-        flat: dict[str, Any] = {}
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            if item.name in ("hparams", "modes"):
-                continue
-            if isinstance(value, tuple):
-                value = list(value)
-            flat["hparams" if item.name == "hparams_json" else item.name] = value
+        values: dict[str, Any] = {"hparams": self.hparams_json, "hparams_seed": self.hparams_seed, "seed": self.seed}
+        for part in PARTS:
+            values.update(dataclasses.asdict(getattr(self, part)))
+        flat = {name: list(values[name]) if isinstance(values[name], tuple) else values[name] for name in ARG_ORDER}
         for options in self.modes.values():
             flat.update(options)
         return flat
@@ -126,119 +179,34 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"args": self.args, "hparams": dict(self.hparams)}
 
-    def schedule(self, pass_steps: int) -> Schedule:
-        """Updates per trainer epoch (``dgsamp.training.schedule``); ``pass_steps``: the
-        updates of one pass over the largest training domain, the default epoch length."""
-        if self.steps is not None:
-            return step_schedule(self.steps, int(self.checkpoint_freq or 1), self.evaluate_last_step)
-        return epoch_schedule(self.epochs, self.steps_per_epoch or pass_steps)
+    def replace(self, part: str, **changes: Any) -> RunConfig:
+        """A copy with some fields of one part changed (``config.replace("tracking", output_dir=...)``)."""
+        return dataclasses.replace(self, **{part: dataclasses.replace(getattr(self, part), **changes)})
 
     @classmethod
-    def from_flags(cls, namespace: argparse.Namespace) -> RunConfig:
-        """Validate parsed ``dgsamp train`` flags (unset ones are None), fill defaults, freeze."""
-        raw = {k: v for k, v in vars(namespace).items() if k not in ("func", "command")}
-        hparam_names = set(all_hparam_specs())
-        option_names = mode_option_names()
-        args = {k: v for k, v in raw.items() if k not in hparam_names and k not in option_names}
-        dataset_class = DATASETS.get(args["dataset"])
-        algorithm_class = ALGORITHMS.get(args["algorithm"])
-        _check_run_flags(args, list(dataset_class.ENVIRONMENTS))
-        overrides = {**_parse_hparams_json(args["hparams"]),
-                     **{k: v for k, v in raw.items() if k in hparam_names and v is not None}}
-        registry = get_protocol(args["protocol"]).settings["hparams_registry"].value
-        hparams = resolve_hparams(  # checks every value against its HParam's range
-            algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides,
-            trial_seed=args["trial_seed"], dataset=args["dataset"], registry=registry, algorithm=args["algorithm"],
-        )
-        protocol = resolve_protocol(args, dataset_class, algorithm_class, hparams)  # preset, then flags
-        test_envs = tuple(sorted(args["test_envs"]))
-        seed = args["seed"]
-        if seed is None:  # as DomainBed's sweeps derive it
-            seed = seed_hash(args["dataset"], args["algorithm"], list(test_envs), args["hparams_seed"],
-                             args["trial_seed"])
-        modes = {name: MappingProxyType(_mode_options(name, raw, RunShape(protocol.epochs, seed)))
-                 for name in MODES.in_registration_order()}
-        wandb = args["wandb"] or ("online" if os.environ.get("WANDB_SWEEP_ID") else "disabled")
-        config = cls(
-            dataset=args["dataset"], data_dir=args["data_dir"], algorithm=args["algorithm"],
-            backbone=protocol.backbone, test_envs=test_envs, task=args["task"],
-            hparams_json=args["hparams"], hparams_seed=args["hparams_seed"], trial_seed=args["trial_seed"],
-            seed=seed, protocol=protocol.protocol, steps=protocol.steps, checkpoint_freq=protocol.checkpoint_freq,
-            evaluate_last_step=protocol.evaluate_last_step, epochs=protocol.epochs,
-            steps_per_epoch=protocol.steps_per_epoch, holdout_fraction=args["holdout_fraction"],
-            uda_holdout_fraction=protocol.uda_holdout_fraction, unlabeled_split=protocol.unlabeled_split,
-            featurizer_passes=protocol.featurizer_passes, eval_augmentation=protocol.eval_augmentation,
-            output_dir=args["output_dir"] or "",
-            no_resume=args["no_resume"], plugin=tuple(args["plugin"]), pretrained=args["pretrained"],
-            pretrained_file=args["pretrained_file"], freeze_bn=protocol.freeze_bn, resolution=args["resolution"],
-            device=args["device"], precision=args["precision"], data_cache=args["data_cache"],
-            num_workers=args["num_workers"], eval_batch_size=args["eval_batch_size"],
-            deterministic=args["deterministic"], compile=args["compile"], progress=args["progress"],
-            energy=args["energy"], wandb=wandb, wandb_project=args["wandb_project"],
-            wandb_entity=args["wandb_entity"], wandb_group=args["wandb_group"], wandb_tags=tuple(args["wandb_tags"]),
-            hparams=MappingProxyType(hparams), modes=MappingProxyType(modes),
-        )
-        check_modes_combine([MODES.get(name) for name in config.active_modes])
-        if not config.output_dir:
-            config = dataclasses.replace(config, output_dir=str(Path("runs") / config.job_id))
-        return config
+    def from_parts(cls, values: Mapping[str, Any], hparams: Mapping[str, Any],
+                   modes: Mapping[str, Mapping[str, Any]]) -> RunConfig:
+        """Group flat, already resolved ``values`` (keys: every part's fields, ``hparams_json``,
+        ``hparams_seed``, ``seed``) into a frozen RunConfig."""
+        parts = {name: part(**{f.name: values[f.name] for f in dataclasses.fields(part)})
+                 for name, part in PARTS.items()}
+        return cls(**parts, hparams_json=values["hparams_json"], hparams_seed=values["hparams_seed"],
+                   seed=values["seed"], hparams=MappingProxyType(dict(hparams)),
+                   modes=MappingProxyType({name: MappingProxyType(dict(options)) for name, options in modes.items()}))
 
+    @classmethod
+    def from_record(cls, args: Mapping[str, Any], hparams: Mapping[str, Any]) -> RunConfig:
+        """The config of a finished run, from a results line's ``args`` and ``hparams``.
 
-def parse_run_config(argv: Sequence[str]) -> RunConfig:
-    """``dgsamp train`` argv -> RunConfig (plugins named by ``--plugin`` are loaded first)."""
-    from dgsamp.cli import build_train_parser, load_plugins
-
-    load_plugins(argv)
-    return RunConfig.from_flags(build_train_parser().parse_args(list(argv)))
-
-
-def _parse_hparams_json(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"--hparams is not valid JSON ({error.msg} at char {error.pos}): {text}") from None
-    if not isinstance(value, dict):
-        raise UserError(f"--hparams must be a JSON object like '{{\"lr\": 1e-4}}', got: {text}")
-    return value
-
-
-def _check_run_flags(args: dict[str, Any], environments: list[str]) -> None:
-    num_envs = len(environments)
-    test_envs = args["test_envs"]
-    bad = [i for i in test_envs if not 0 <= i < num_envs]
-    if bad:
-        raise UserError(f"--test_envs {bad[0]} is out of range: {args['dataset']} has domains 0..{num_envs - 1}")
-    repeated = sorted({i for i in test_envs if test_envs.count(i) > 1})
-    if repeated:
-        raise UserError(f"--test_envs names domain {repeated[0]} twice; list each test domain once")
-    if len(test_envs) >= num_envs:
-        raise UserError(f"--test_envs holds all {num_envs} domains; leave at least one for training")
-    for name, minimum in AT_LEAST.items():
-        if args.get(name) is not None and args[name] < minimum:
-            raise UserError(f"--{name} must be at least {minimum}, got {args[name]}")
-    if not 0.0 < args["holdout_fraction"] < 1.0:
-        raise UserError(f"--holdout_fraction must be between 0 and 1, got {args['holdout_fraction']}")
-
-
-def _mode_options(name: str, raw: Mapping[str, Any], run: RunShape) -> dict[str, Any]:
-    """A mode's options with defaults filled in, after its declared rules: a value's own
-    check, no option that cannot have an effect, then the mode's cross-option rules."""
-    mode = MODES.get(name)
-    given = {option: raw[option] for option in mode.OPTIONS if raw.get(option) is not None}
-    options = {option: given.get(option, spec.default) for option, spec in mode.OPTIONS.items()}
-    on = mode.is_on(options)
-    for option, spec in mode.OPTIONS.items():
-        if option not in given or option == name:
-            continue
-        if not on or (spec.applies is not None and not spec.applies(options)):
-            needs = spec.requires or f"--{name}"
-            raise UserError(f"--{option} has no effect without {needs}; drop it or add {needs}")
-    for option, spec in mode.OPTIONS.items():
-        reason = spec.check(options[option]) if spec.check is not None and (on or option == name) else None
-        if reason:
-            raise UserError(f"--{option} {reason}")
-    if on:
-        mode.validate(options, run)
-    return options
+        The values are the run's effective ones (nothing is resolved again); a setting the
+        line predates takes the value it had then (``RECORD_DEFAULTS``)."""
+        values = {name: args.get(name, RECORD_DEFAULTS.get(name)) for name in ARG_ORDER}
+        values["hparams_json"] = values.pop("hparams")
+        values["test_envs"] = tuple(int(env) for env in values["test_envs"])
+        for name in ("plugin", "wandb_tags"):
+            values[name] = tuple(values[name] or ())
+        modes = {}
+        for name in MODES.in_registration_order():
+            mode = MODES.get(name)
+            modes[name] = {option: args.get(option, spec.default) for option, spec in mode.OPTIONS.items()}
+        return cls.from_parts(values, hparams, modes)

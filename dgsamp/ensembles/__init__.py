@@ -2,5 +2,5 @@
 (the runs' weights averaged, uniformly or greedily), built by ``dgsamp ensemble``.
 
 Kept free of torch imports so the leaderboard can name the methods cheaply
-(:mod:`dgsamp.ensembles.methods`); the building blocks live one per module.
+(:mod:`dgsamp.tracking.ensemble_naming`); the building blocks live one per module.
 """

@@ -33,14 +33,14 @@ import torch
 from dgsamp.ensembles.evaluation_setup import EvaluationSetup
 from dgsamp.ensembles.logit_ensemble import LogitEnsemble
 from dgsamp.ensembles.members import MODEL_FILE, SUMMARY_FILE, Member, check_members, find_members
-from dgsamp.ensembles.methods import DIWA_GREEDY, EOA, LABELS, WEIGHT_AVERAGING
 from dgsamp.ensembles.record import ensemble_args, ensemble_record
 from dgsamp.ensembles.weight_average import average_states, check_same_structure, greedy_select
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.runs import DONE_FILE, RESULTS_FILE
 from dgsamp.metering.energy import EnergyMeter
 from dgsamp.tracking import schema
+from dgsamp.tracking.ensemble_naming import DIWA_GREEDY, EOA, LABELS, WEIGHT_AVERAGING
 from dgsamp.tracking.records import summarize
-from dgsamp.tracking.runs import DONE_FILE, RESULTS_FILE
 from dgsamp.training.run_dir import finished_job_id
 from dgsamp.utils.atomic import atomic_write, atomic_write_json, atomic_write_jsonl
 

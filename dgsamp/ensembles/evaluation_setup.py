@@ -15,7 +15,7 @@ epoch)``), so a one-member ensemble reproduces its member's last line.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,12 +23,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dgsamp.backbones.factory import create_backbone
-from dgsamp.data.augment import make_batch_transform
-from dgsamp.data.training_data import TrainingData, load_training_data
+from dgsamp.config.run_config import RunConfig
+from dgsamp.data.training_data import TrainingData
 from dgsamp.errors import UserError
-from dgsamp.registry import create_algorithm, create_dataset
-from dgsamp.training.device import configure_backends, preferred_memory_format, resolve_device
+from dgsamp.registry import create_dataset
+from dgsamp.training.build import (
+    build_algorithm,
+    build_autocast,
+    build_backbone,
+    build_data,
+    build_device,
+    build_transforms,
+)
+from dgsamp.training.device import resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.utils.seeding import seed_hash
 
@@ -51,43 +58,32 @@ class EvaluationSetup:
     @classmethod
     def from_args(cls, args: Mapping[str, Any], hparams: Mapping[str, Any], device: str = "auto",
                   data_dir: str | None = None, eval_batch_size: int | None = None) -> EvaluationSetup:
-        """Load the splits of ``args`` (a run's args; ``data_dir`` replaces its own when given)."""
-        target = resolve_device(device)
-        if args.get("precision") == "bf16" and target.type != "cuda":
+        """Load the splits of ``args`` (a run's args; ``data_dir`` replaces its own when given),
+        built as the run built them (``dgsamp.training.build``)."""
+        config = RunConfig.from_record(args, hparams)
+        config = config.replace("system", device=device, eval_batch_size=int(eval_batch_size or
+                                                                             config.system.eval_batch_size))
+        if data_dir:
+            config = config.replace("data", data_dir=data_dir)
+        if config.system.precision == "bf16" and resolve_device(device).type != "cuda":
             raise UserError("the runs trained in bf16, which needs a CUDA device; pass --device cuda")
-        configure_backends(target, bool(args.get("deterministic")))
-        dataset = create_dataset(args["dataset"], data_dir or args.get("data_dir"))
-        backbone = create_backbone(args["backbone"], dataset.input_shape, "none", None, args.get("resolution"),
-                                   bool(args.get("freeze_bn")))
-        cache = args.get("data_cache", "auto")
-        on_gpu = cache == "gpu" or (cache == "auto" and target.type == "cuda")
-        test_envs = tuple(int(env) for env in args["test_envs"])
-        data = load_training_data(
-            dataset, list(test_envs), float(args["holdout_fraction"]), int(args["trial_seed"]),
-            str(args.get("task") or "domain_generalization"), backbone.resolution if dataset.IS_IMAGE else None,
-            target if on_gpu else torch.device("cpu"), int(args.get("num_workers") or 1),
-            float(args.get("uda_holdout_fraction") or 0.0), str(args.get("unlabeled_split") or "test_in"),
-        )
-        memory_format = preferred_memory_format(tuple(dataset.input_shape))
-        mean, std, side = backbone.mean, backbone.std, backbone.resolution
-        transform = make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format)
-        augment = None
-        if args.get("eval_augmentation") == "train_domains":
-            augment = make_batch_transform(dataset.IS_IMAGE, mean, std, bool(hparams.get("data_augmentation")),
-                                           side, memory_format)
-        seed = seed_hash(args.get("seed"), "eval_augmentation", int(args["epochs"]))  # the run's last evaluation
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.get("precision") == "bf16" else nullcontext()
-        return cls(dataset, data, target, transform, augment, seed, autocast,
-                   int(eval_batch_size or args.get("eval_batch_size") or 256), test_envs, memory_format)
+        target = build_device(config)
+        dataset = create_dataset(config.data.dataset, config.data.data_dir)
+        backbone = build_backbone(config, dataset, pretrained="none")
+        data = build_data(config, dataset, backbone, target)
+        transforms = build_transforms(config, dataset, backbone)
+        augment = transforms.train if config.data.eval_augmentation == "train_domains" else None
+        seed = seed_hash(config.seed, "eval_augmentation", config.schedule.epochs)  # the run's last evaluation
+        return cls(dataset, data, target, transforms.eval, augment, seed, build_autocast(config),
+                   config.system.eval_batch_size, config.data.test_envs, transforms.memory_format)
 
     def build_algorithm(self, args: Mapping[str, Any], hparams: Mapping[str, Any],
                         state: Mapping[str, Tensor]) -> nn.Module:
         """The run's algorithm (its args and hparams) holding ``state``, on the device, in eval mode."""
-        backbone = create_backbone(args["backbone"], self.dataset.input_shape, "none", None, args.get("resolution"),
-                                   bool(args.get("freeze_bn")))
-        with self.device:
-            algorithm = create_algorithm(args["algorithm"], backbone.featurizer.to(self.device),
-                                         self.dataset.num_classes, len(self.data.train), dict(hparams))
+        config = RunConfig.from_record(args, hparams)
+        backbone = build_backbone(config, self.dataset, pretrained="none")
+        algorithm = build_algorithm(config, self.dataset, backbone, len(self.data.train), self.device,
+                                    self.memory_format)
         try:
             algorithm.load_state_dict(state)
         except RuntimeError as error:

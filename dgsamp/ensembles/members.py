@@ -22,16 +22,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dgsamp.ensembles.methods import ARG_ENSEMBLE, DIWA_GREEDY, EOA, WEIGHT_AVERAGING
 from dgsamp.errors import UserError
-from dgsamp.tracking import schema
-from dgsamp.tracking.runs import (
+from dgsamp.leaderboard.runs import (
     DONE_FILE,
     RESULTS_FILE,
     find_run_dirs,
     read_results_file,
     variant_from_args,
 )
+from dgsamp.tracking import schema
+from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, DIWA_GREEDY, EOA, WEIGHT_AVERAGING
 
 MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from dgsamp.ensembles.members import Member
-from dgsamp.ensembles.methods import ARG_ENSEMBLE, ENSEMBLE_KIND
 from dgsamp.tracking import schema as k
+from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, ENSEMBLE_KIND
 
 MIXED = "mixed"
 

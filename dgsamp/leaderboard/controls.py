@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dgsamp.tracking.runs import Variant
+from dgsamp.leaderboard.runs import Variant
 
 SKIP = "skip"
 FEWER_EPOCHS = "fewer_epochs"

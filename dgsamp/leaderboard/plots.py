@@ -31,9 +31,9 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 from matplotlib.transforms import Bbox
 
+from dgsamp.leaderboard.runs import Run
 from dgsamp.leaderboard.tables import Leaderboard, Row, Table
 from dgsamp.tracking import schema
-from dgsamp.tracking.runs import Run
 from dgsamp.utils.atomic import atomic_write
 
 FIGSIZE = (6.4, 4.8)  # inches

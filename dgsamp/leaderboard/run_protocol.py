@@ -21,7 +21,7 @@ MNIST_DATASETS = ("ColoredMNIST", "RotatedMNIST")
 
 
 def run_protocol(args: Mapping[str, Any], hparams: Mapping[str, Any], from_domainbed: bool) -> str:
-    """The protocol preset of a run (``dgsamp.training.presets``)."""
+    """The protocol preset of a run (``dgsamp.config.presets``)."""
     if args.get(schema.ARG_PROTOCOL):
         return str(args[schema.ARG_PROTOCOL])
     if not from_domainbed:

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dgsamp.ensembles.methods import ARG_ENSEMBLE, ensemble_of
-from dgsamp.ensembles.methods import label as ensemble_label
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.run_protocol import run_backbone, run_protocol
 from dgsamp.tracking import schema
-from dgsamp.tracking.run_protocol import run_backbone, run_protocol
+from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, ensemble_of
+from dgsamp.tracking.ensemble_naming import label as ensemble_label
 
 RESULTS_FILE = "results.jsonl"
 DONE_FILE = "done"

@@ -27,13 +27,13 @@ run is picked among its averaged epochs, a SWAD run is its final averaged model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.runs import Run, group_runs
 from dgsamp.tracking import schema
-from dgsamp.tracking.runs import Run, group_runs
+from dgsamp.tracking.schema import best_training_domain_record
 
 
 @dataclass(frozen=True)
@@ -68,22 +68,6 @@ class SelectionRule:
 
 def _single_test_env_runs(test_env: int, runs: Sequence[Run]) -> list[Run]:
     return [run for run in runs if run.test_envs == (test_env,)]
-
-
-def best_training_domain_record(
-    records: Sequence[Mapping[str, Any]], test_envs: Sequence[int]
-) -> tuple[Mapping[str, Any], float]:
-    """The record of one run with the best training-domain validation accuracy (mean
-    ``env{i}_out_acc`` over the domains not in ``test_envs``; the earliest wins a tie),
-    and that accuracy. The one implementation of the rule: the leaderboard applies it
-    per run, ``summary.json``'s ``selected_ood_acc`` to the run just trained."""
-    records = schema.same_model_records(records)
-    best, best_val = records[0], schema.training_domain_accuracy(records[0], test_envs)
-    for record in records[1:]:
-        val = schema.training_domain_accuracy(record, test_envs)
-        if val > best_val:
-            best, best_val = record, val
-    return best, best_val
 
 
 class TrainingDomainValidation(SelectionRule):

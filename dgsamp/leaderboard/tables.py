@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dgsamp.leaderboard.controls import is_control, pair_controls
+from dgsamp.leaderboard.runs import Run, RunSet, Variant, group_runs, registered_modes
 from dgsamp.leaderboard.selection import Choice, SelectionRule
 from dgsamp.tracking import schema
-from dgsamp.tracking.runs import Run, RunSet, Variant, group_runs, registered_modes
 
 TableKey = tuple[str, str, str, str]  # dataset, protocol, backbone, task
 

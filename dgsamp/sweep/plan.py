@@ -93,8 +93,8 @@ def check_train_flags(jobs: list[SweepJob], sweep_file: str | Path) -> None:
     """Refuse a sweep any of whose jobs ``dgsamp train`` would reject (an unknown flag, a bad
     value, a flag without effect, an impossible schedule), before any job starts: every job
     goes through the same ``parse_run_config`` as ``dgsamp train``."""
-    from dgsamp.cli import load_plugins
-    from dgsamp.training.config import parse_run_config
+    from dgsamp.config import parse_run_config
+    from dgsamp.config.parser import load_plugins
 
     for job in jobs:  # plugin files named by the jobs register their hparam flags first
         load_plugins(job.argv)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dgsamp.leaderboard.selection import best_training_domain_record
 from dgsamp.tracking import schema as k
+from dgsamp.tracking.schema import best_training_domain_record
 
 
 def make_record(
@@ -91,7 +91,7 @@ def summarize(records: list[dict[str, Any]], job_id: str, test_envs: list[int]) 
 
 def selected_ood_acc(records: list[dict[str, Any]], test_envs: list[int]) -> float:
     """OOD accuracy at the epoch the training-domain validation rule picks (the
-    leaderboard's rule, :func:`~dgsamp.leaderboard.selection.best_training_domain_record`,
+    leaderboard's rule, :func:`~dgsamp.tracking.schema.best_training_domain_record`,
     applied within this one run)."""
     record, _ = best_training_domain_record(records, test_envs)
     return record[k.OOD_ACC]

@@ -181,3 +181,19 @@ SUMMARY_KEYS = (JOB_ID, EPOCHS, FINAL_OOD_ACC, SELECTED_OOD_ACC, TOTAL_TRAIN_ENE
 def is_kind_epoch(kind: str) -> str:
     """W&B history key, 0/1: whether the epoch was a ``kind`` epoch (e.g. ``is_gradsamp_epoch``)."""
     return f"is_{kind}_epoch"
+
+
+def best_training_domain_record(
+    records: Sequence[Mapping[str, Any]], test_envs: Sequence[int]
+) -> tuple[Mapping[str, Any], float]:
+    """The record of one run with the best training-domain validation accuracy (mean
+    ``env{i}_out_acc`` over the domains not in ``test_envs``; the earliest wins a tie),
+    and that accuracy. The one implementation of the rule: the leaderboard applies it
+    per run, ``summary.json``'s ``selected_ood_acc`` to the run just trained."""
+    records = same_model_records(records)
+    best, best_val = records[0], training_domain_accuracy(records[0], test_envs)
+    for record in records[1:]:
+        val = training_domain_accuracy(record, test_envs)
+        if val > best_val:
+            best, best_val = record, val
+    return best, best_val

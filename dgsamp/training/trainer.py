@@ -23,40 +23,30 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
 import torch
 
-from dgsamp import __version__
-from dgsamp.backbones.factory import create_backbone
-from dgsamp.data.augment import make_batch_transform
-from dgsamp.data.training_data import DomainBatches, load_training_data
 from dgsamp.errors import UserError
-from dgsamp.metering.energy import EnergyMeter
 from dgsamp.metering.flops import count_flops
-from dgsamp.modes.base import BACKPROP, EpochPlan, RunShape
-from dgsamp.registry import MODES, create_algorithm, create_dataset
+from dgsamp.modes.base import BACKPROP, EpochPlan
+from dgsamp.registry import MODES
 from dgsamp.tracking.records import make_record, summarize
 from dgsamp.tracking.schema import EVALUATED_MODEL
-from dgsamp.tracking.wandb_sink import WandbSink
 from dgsamp.training import state as trainer_state
+from dgsamp.training.build import BuiltRun
 from dgsamp.training.checkpoint import save_checkpoint
-from dgsamp.training.config import RunConfig
 from dgsamp.training.crashpoints import pause_here
-from dgsamp.training.device import configure_backends, preferred_memory_format, resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
-from dgsamp.training.memory import check_batch_fits
 from dgsamp.training.progress import Progress
-from dgsamp.training.run_dir import ExistingRun, open_run_dir, prepare_run_dir
 from dgsamp.utils.atomic import (
     atomic_write,
     atomic_write_json,
     atomic_write_jsonl,
     remove_stale_temp_files,
 )
-from dgsamp.utils.seeding import seed_everything, seed_hash
+from dgsamp.utils.seeding import seed_hash
 
 
 class NonFiniteLoss(UserError):
@@ -64,89 +54,30 @@ class NonFiniteLoss(UserError):
 
 
 class Trainer:
-    """Builds the run from a RunConfig and trains it; ``run()`` returns the summary."""
+    """Trains a built run (``dgsamp.training.build``); ``run()`` returns the summary."""
 
-    def __init__(self, config: RunConfig, existing: ExistingRun | None = None) -> None:
-        self.config = config
-        # Everything that can refuse the run happens before the run directory is touched.
-        self.existing = existing or open_run_dir(config.output_dir, config.job_id, config.no_resume)
-        self.device = resolve_device(config.device)
-        if config.precision == "bf16" and self.device.type != "cuda":
-            raise UserError("--precision bf16 needs a CUDA device; use --precision fp32 on the CPU")
-        configure_backends(self.device, config.deterministic)
-        self.meter = EnergyMeter(config.energy, [self.device])
-        seed_everything(config.seed)
-
-        dataset = create_dataset(config.dataset, config.data_dir)
-        self.backbone = create_backbone(
-            config.backbone, dataset.input_shape, config.pretrained, config.pretrained_file,
-            config.resolution, config.freeze_bn,
-        )
-        on_gpu = config.data_cache == "gpu" or (config.data_cache == "auto" and self.device.type == "cuda")
-        data_device = self.device if on_gpu else torch.device("cpu")
-        self.data = load_training_data(
-            dataset, list(config.test_envs), config.holdout_fraction, config.trial_seed, config.task,
-            self.backbone.resolution if dataset.IS_IMAGE else None, data_device, config.num_workers or 1,
-            config.uda_holdout_fraction, config.unlabeled_split,
-        )
-        with self.device:  # parameters and optimizers are born on the device (fused Adam on CUDA)
-            self.algorithm = create_algorithm(
-                config.algorithm, self.backbone.featurizer.to(self.device), dataset.num_classes,
-                len(self.data.train), dict(config.hparams),
-            )
-        self.algorithm.per_domain_passes = config.featurizer_passes == "per_domain"
-        memory_format = preferred_memory_format(tuple(dataset.input_shape))
-        self.algorithm.to(memory_format=memory_format)
-        if config.compile:
-            self.algorithm.featurizer.compile()
-        augment = bool(config.hparams["data_augmentation"])
-        mean, std, side = self.backbone.mean, self.backbone.std, self.backbone.resolution
-        self.train_transform = make_batch_transform(dataset.IS_IMAGE, mean, std, augment, side, memory_format)
-        self.eval_transform = make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format)
-
-        batch_size = int(config.hparams["batch_size"])
-        self.schedule = config.schedule(self.data.steps_per_epoch(batch_size))  # updates per epoch
-        assert self.schedule.epochs == config.epochs, (self.schedule, config.epochs)
+    def __init__(self, run: BuiltRun) -> None:
+        self.config = config = run.config
+        self.existing, self.device, self.meter, self.run_dir = run.existing, run.device, run.meter, run.run_dir
+        self.backbone, self.data, self.algorithm, self.modes = run.backbone, run.data, run.algorithm, run.modes
+        self.train_transform, self.eval_transform = run.transforms.train, run.transforms.eval
+        self.schedule = run.schedule  # updates per epoch
         self.steps_per_epoch = max(self.schedule.epoch_steps)  # the longest epoch
         self.total_steps = self.schedule.total_steps
-        # Batches are drawn where the data lives; augmentation runs on the device.
-        self.generators = {
-            "batches": torch.Generator(data_device).manual_seed(seed_hash(config.seed, "batches")),
-            "augment": torch.Generator(self.device).manual_seed(seed_hash(config.seed, "augment")),
-        }
-        self.train_batches = [DomainBatches(d, batch_size, self.generators["batches"]) for d in self.data.train]
-        adapts = self.algorithm.ADAPTS_TO_UNLABELED  # the others are not fed target data
-        self.unlabeled_batches = [
-            DomainBatches(d, batch_size, self.generators["batches"]) for d in self.data.unlabeled if adapts
-        ]
-        example = self.eval_transform(self.data.train[0].x[:1].to(self.device), None)[0]
-        check_batch_fits(self.algorithm.featurizer, example, batch_size,
-                         len(self.train_batches) + len(self.unlabeled_batches), self.device)
-
-        shape = RunShape(config.epochs, config.seed)
-        self.modes = [MODES.get(name)(config.modes[name], shape) for name in config.active_modes]
-        for mode in self.modes:
-            mode.setup(self.algorithm, self.device)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+        self.generators, self.train_batches, self.unlabeled_batches = (
+            run.generators, run.train_batches, run.unlabeled_batches)
+        self.autocast, self.wandb = run.autocast, run.wandb
+        self.epochs = config.schedule.epochs
         self.records: list[dict[str, Any]] = []
         self.epoch = 0
         self.step = 0
-        self.run_dir = prepare_run_dir(config.output_dir, config.no_resume)
-        self.wandb = WandbSink(
-            config.wandb, config.wandb_project, config.wandb_entity, config.wandb_group,
-            list(config.wandb_tags), self.wandb_config(), self.run_dir, config.job_id,
-        )
-
-    def wandb_config(self) -> dict[str, Any]:
-        return {**self.config.to_dict(), "dgsamp_version": __version__, "job_id": self.config.job_id,
-                "weights": self.backbone.weights}
 
     # ----------------------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
         self.resume()
-        progress = Progress(self.config.progress, self.schedule.epoch_steps)
+        progress = Progress(self.config.tracking.progress, self.schedule.epoch_steps)
         try:
-            for epoch in range(self.epoch + 1, self.config.epochs + 1):
+            for epoch in range(self.epoch + 1, self.epochs + 1):
                 record = self.run_epoch(EpochPlan(epoch), progress)
                 self.records.append(record)
                 self.epoch = epoch
@@ -157,7 +88,7 @@ class Trainer:
         finally:
             progress.close()
             self.meter.close()
-        summary = summarize(self.records, self.config.job_id, list(self.config.test_envs))
+        summary = summarize(self.records, self.config.job_id, list(self.config.data.test_envs))
         model = {"state_dict": self.algorithm.state_dict(), **self.config.to_dict()}
         evaluated = self.evaluation_model()
         if evaluated is not self.algorithm:  # an averaging mode's model: the one the last record reports
@@ -189,13 +120,13 @@ class Trainer:
         for mode in self.modes:
             mode.after_evaluation(plan, evaluation)
         trains, evals = [train_reading], [eval_reading]
-        if plan.epoch == self.config.epochs:
+        if plan.epoch == self.epochs:
             evaluation = self.final_evaluation(evaluation, trains, evals)
         return make_record(
             base={"args": self.config.args, "hparams": dict(self.config.hparams), "weights": self.backbone.weights},
             previous=self.records[-1] if self.records else None, epoch=plan.epoch,
             step=self.step - 1,  # DomainBed's step: the index of the last update (schedule.py)
-            test_envs=list(self.config.test_envs), kind=plan.kind, epoch_kinds=self.epoch_kinds(),
+            test_envs=list(self.config.data.test_envs), kind=plan.kind, epoch_kinds=self.epoch_kinds(),
             mode_fields=self.mode_fields(plan), losses=losses, flops=flops, accuracies=evaluation.accuracies,
             train_joules=_joules(trains), eval_joules=_joules(evals), energy_source=self.meter.source,
             train_seconds=sum(r.seconds for r in trains), eval_seconds=sum(r.seconds for r in evals),
@@ -203,14 +134,14 @@ class Trainer:
         )
 
     def evaluate_model(self, model: torch.nn.Module) -> Evaluation:
-        return evaluate(model, self.data.eval_splits, self.eval_transform, self.config.eval_batch_size,
-                        self.autocast, self.config.test_envs, self.augmented_eval_transforms())
+        return evaluate(model, self.data.eval_splits, self.eval_transform, self.config.system.eval_batch_size,
+                        self.autocast, self.config.data.test_envs, self.augmented_eval_transforms())
 
     def augmented_eval_transforms(self) -> dict[str, Any]:
         """``--eval_augmentation train_domains`` (DomainBed's datasets): the training domains' in
         and out splits go through the training augmentation, drawn from a generator seeded by
         the epoch being evaluated (so a resumed run draws the same)."""
-        if self.config.eval_augmentation != "train_domains":
+        if self.config.data.eval_augmentation != "train_domains":
             return {}
         seed = seed_hash(self.config.seed, "eval_augmentation", self.epoch + 1)
         augment = partial(self.train_transform, generator=torch.Generator(self.device).manual_seed(seed))

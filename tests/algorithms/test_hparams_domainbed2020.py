@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from dgsamp.config import parse_run_config
 from dgsamp.hparams import resolve_hparams
 from dgsamp.hparams_domainbed2020 import ALGORITHMS_2020
 from dgsamp.registry import ALGORITHMS, DATASETS
-from dgsamp.training.config import parse_run_config
 from tests.helpers import REPO
 
 # (algorithm, dataset, hparams_seed) -> 7df6f06's values (a subset of the keys: all it draws)

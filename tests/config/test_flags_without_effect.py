@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from dgsamp.config import RunConfig, parse_run_config
 from dgsamp.errors import UserError
-from dgsamp.training.config import RunConfig, parse_run_config
 from tests.helpers import TINY_RUN, run_cli
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from dgsamp.backbones.factory import create_backbone
 from dgsamp.cli import main
-from dgsamp.training.config import parse_run_config
-from dgsamp.training.presets import PROTOCOLS, markdown_table
+from dgsamp.config import parse_run_config
+from dgsamp.config.presets import PROTOCOLS, markdown_table
 from tests.helpers import REPO
 
 COMMITS = {"2020": "7df6f06", "2024": "3dfdc8e"}
@@ -38,26 +38,26 @@ COMMITS = {"2020": "7df6f06", "2024": "3dfdc8e"}
 )
 def test_presets_set_every_protocol_setting(argv, expected):
     config = parse_run_config(argv)
-    assert {name: getattr(config, name) for name in expected} == expected
-    assert config.args["protocol"] == config.protocol  # what results lines record
+    assert {name: config.args[name] for name in expected} == expected
+    assert config.args["protocol"] == config.schedule.protocol  # what results lines record
 
 
 def test_bare_train_is_domainbed2020_and_explicit_flags_win():
-    assert parse_run_config([]).protocol == "domainbed2020"
+    assert parse_run_config([]).schedule.protocol == "domainbed2020"
     config = parse_run_config([
         "--dataset", "PACS", "--algorithm", "CORAL", "--backbone", "resnet18", "--freeze_bn", "false",
         "--featurizer_passes", "joint", "--eval_augmentation", "none", "--checkpoint_freq", "1000",
     ])
-    assert (config.backbone, config.freeze_bn, config.featurizer_passes, config.eval_augmentation) == \
+    assert (config.model.backbone, config.model.freeze_bn, config.model.featurizer_passes, config.data.eval_augmentation) == \
         ("resnet18", False, "joint", "none")
-    assert (config.steps, config.checkpoint_freq, config.epochs) == (5001, 1000, 6)
+    assert (config.schedule.steps, config.schedule.checkpoint_freq, config.schedule.epochs) == (5001, 1000, 6)
     epochs = parse_run_config(["--dataset", "PACS", "--epochs", "3", "--steps_per_epoch", "7"])
-    assert (epochs.steps, epochs.checkpoint_freq, epochs.epochs, epochs.steps_per_epoch) == (None, None, 3, 7)
+    assert (epochs.schedule.steps, epochs.schedule.checkpoint_freq, epochs.schedule.epochs, epochs.schedule.steps_per_epoch) == (None, None, 3, 7)
     steps = parse_run_config(["--protocol", "dgsamp", "--dataset", "VLCS", "--steps", "1000"])
-    assert (steps.steps, steps.checkpoint_freq, steps.epochs) == (1000, 300, 5)  # 0, 300, 600, 900, 999
-    assert parse_run_config(["--protocol", "dgsamp", "--freeze_bn"]).freeze_bn is True
+    assert (steps.schedule.steps, steps.schedule.checkpoint_freq, steps.schedule.epochs) == (1000, 300, 5)  # 0, 300, 600, 900, 999
+    assert parse_run_config(["--protocol", "dgsamp", "--freeze_bn"]).model.freeze_bn is True
     assert parse_run_config(["--protocol", "domainbed2024", "--task", "domain_adaptation",
-                             "--uda_holdout_fraction", "0.2"]).uda_holdout_fraction == 0.2
+                             "--uda_holdout_fraction", "0.2"]).data.uda_holdout_fraction == 0.2
     same = ["--dataset", "PACS", "--epochs", "3"]
     assert parse_run_config(same).job_id != parse_run_config([*same, "--protocol", "domainbed2024"]).job_id
 
@@ -106,7 +106,7 @@ def test_docs_show_every_preset_setting_and_its_source():
 def test_a_bare_pacsmini_run_needs_no_hub(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = parse_run_config(["--dataset", "PACSMini", "--algorithm", "ERM", "--test_envs", "0"])
-    assert (config.protocol, config.backbone, config.pretrained) == ("domainbed2020", "tf_efficientnet_lite0", "auto")
-    backbone = create_backbone(config.backbone, (3, 224, 224), config.pretrained, None, config.resolution,
-                               config.freeze_bn)
+    assert (config.schedule.protocol, config.model.backbone, config.model.pretrained) == ("domainbed2020", "tf_efficientnet_lite0", "auto")
+    backbone = create_backbone(config.model.backbone, (3, 224, 224), config.model.pretrained, None,
+                               config.model.resolution, config.model.freeze_bn)
     assert backbone.weights == "packaged" and backbone.featurizer.freeze_bn

@@ -15,10 +15,10 @@ from dgsamp.cli import main
 from dgsamp.ensembles.evaluation_setup import EvaluationSetup
 from dgsamp.ensembles.members import find_members
 from dgsamp.ensembles.weight_average import average_states, greedy_select
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import get_rule
 from dgsamp.leaderboard.tables import build_leaderboard
 from dgsamp.tracking import schema
-from dgsamp.tracking.runs import load_runs
 from tests.helpers import read_results, train_in_process
 
 SPLITS = [f"env{env}_{part}" for env in range(4) for part in ("in", "out")]

@@ -15,9 +15,9 @@ import math
 import pytest
 
 from dgsamp.leaderboard.render import render
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import load_runs
 from tests.helpers import REPO
 
 # DomainBed's recorded collect_results output for this sweep, one block per rule.

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from dgsamp.leaderboard.render import FORMATTERS, render
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import load_runs
 from tests.leaderboard.fixtures import write_fixture_runs
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -13,9 +13,9 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.text import Annotation
 
 from dgsamp.leaderboard.plots import pick_unit, run_figure, standard_error, tradeoff_figure
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import load_runs
 from tests.leaderboard.fixtures import write_fixture_runs
 
 
@@ -111,8 +111,8 @@ def test_units_and_standard_error_helpers():
 def crowded_table(count: int):
     """``count`` variants at nearly the same energy and accuracy (their labels must spread)
     and one far away, so that the crowd spans a few pixels."""
+    from dgsamp.leaderboard.runs import Variant
     from dgsamp.leaderboard.tables import Cell, Row, Table
-    from dgsamp.tracking.runs import Variant
 
     rows = []
     for i in range(count + 1):

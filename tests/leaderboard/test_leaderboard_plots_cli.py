@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from dgsamp.leaderboard.plots import pareto_front, write_plots
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard, selected_runs
-from dgsamp.tracking.runs import load_runs
 from tests.helpers import REPO
 from tests.leaderboard.fixtures import records_for, run_args, write_run
 

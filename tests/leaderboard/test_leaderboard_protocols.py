@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from dgsamp.leaderboard.render import render
+from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import load_runs
 
 
 def write_run(root: Path, name: str, args: dict, hparams: dict, accuracy: float) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.controls import FEWER_EPOCHS, SKIP, is_skip_control
+from dgsamp.leaderboard.runs import Variant, load_runs
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard
-from dgsamp.tracking.runs import Variant, load_runs
 from tests.leaderboard.fixtures import write_fixture_runs
 
 
@@ -182,7 +182,7 @@ class FakeWandbApi:
 
 
 def test_wandb_runs_become_the_same_records():
-    from dgsamp.tracking.runs import load_wandb_runs
+    from dgsamp.leaderboard.runs import load_wandb_runs
 
     runs = []
     for test_env in range(2):

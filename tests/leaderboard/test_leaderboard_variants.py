@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from dgsamp.leaderboard.render import render
+from dgsamp.leaderboard.runs import Variant, load_runs, variant_from_args
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.leaderboard.tables import build_leaderboard, env_names, plain_baseline
 from dgsamp.modes.base import Option, TrainingMode
 from dgsamp.registry import MODES, register_mode
-from dgsamp.tracking.runs import Variant, load_runs, variant_from_args
 from tests.leaderboard.fixtures import records_for, run_args, write_fixture_runs, write_run
 
 EMA = "lbtest_ema"  # not "ema": a real plugin of that name may be registered in the session

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dgsamp.tracking.wandb_offline_reader import (
+from dgsamp.leaderboard.wandb_offline_reader import (
     BLOCK_SIZE,
     RECORD_HEADER,
     CorruptWandbFile,

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from dgsamp.tracking.wandb_offline_reader import read_offline_run
+from dgsamp.leaderboard.wandb_offline_reader import read_offline_run
 from dgsamp.training.checkpoint import load_checkpoint
 from tests.helpers import (
     REPO,

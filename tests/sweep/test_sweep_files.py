@@ -14,11 +14,11 @@ import pytest
 import timm
 import yaml
 
+from dgsamp.config import parse_run_config
 from dgsamp.modes.gradsamp.schedule import GradSampSchedule
 from dgsamp.registry import BACKBONES
 from dgsamp.sweep.config import load_sweep_config
 from dgsamp.sweep.expand import expand_sweep
-from dgsamp.training.config import parse_run_config
 from tests.helpers import REPO
 
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -62,7 +62,7 @@ def test_every_job_of_every_sweep_is_accepted_by_dgsamp_train(path):
     assert jobs
     for job in jobs:
         run_config = parse_run_config([*job.argv, "--output_dir=/tmp/never-written"])  # as dgsamp train does
-        backbone = run_config.backbone
+        backbone = run_config.model.backbone
         assert backbone in BACKBONES or timm.is_model(backbone), backbone
     assert len({job.job_id for job in jobs}) == len(jobs)
 

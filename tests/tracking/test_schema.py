@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from dgsamp.leaderboard.runs import run_from_records
 from dgsamp.leaderboard.selection import RULES
 from dgsamp.tracking import schema
 from dgsamp.tracking.records import make_record, selected_ood_acc, summarize
-from dgsamp.tracking.runs import run_from_records
 from dgsamp.tracking.wandb_sink import history_row
 from tests.helpers import REPO
 

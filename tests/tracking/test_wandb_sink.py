@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dgsamp import __version__
-from dgsamp.tracking.wandb_offline_reader import read_offline_run
+from dgsamp.leaderboard.wandb_offline_reader import read_offline_run
 from dgsamp.tracking.wandb_sink import RUN_ID_FILE, WandbSink, history_row, run_metadata
 from tests.helpers import REPO
 

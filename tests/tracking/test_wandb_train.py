@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dgsamp.tracking.wandb_offline_reader import read_offline_run
+from dgsamp.leaderboard.wandb_offline_reader import read_offline_run
 from dgsamp.tracking.wandb_sink import history_row
 from tests.helpers import TINY_RUN, run_cli
 

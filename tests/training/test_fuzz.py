@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dgsamp.cli import build_parser, main
+from dgsamp.config import RunConfig, resolve_run_config
 from dgsamp.errors import UserError
 from dgsamp.sweep.config import PARAMETER_KEYS, TOP_LEVEL_KEYS, load_sweep_config
 from dgsamp.sweep.expand import expand_sweep
-from dgsamp.training.config import RunConfig
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -61,7 +61,7 @@ def parse_and_validate(argv: list[str]) -> RunConfig | None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             args = build_parser().parse_args(argv)
-            return RunConfig.from_flags(args)
+            return resolve_run_config(args)
         except UserError as error:
             assert "\n" not in without_echoed_input(str(error), argv), str(error)
         except SystemExit as exit_:
@@ -83,8 +83,8 @@ def test_train_flags_and_values_never_traceback():
     def check(argv):
         config = parse_and_validate(argv)
         if config is not None:
-            assert config.epochs >= 1 and 0 not in (config.hparams["batch_size"],)
-            assert config.test_envs and len(config.test_envs) == len(set(config.test_envs))
+            assert config.schedule.epochs >= 1 and 0 not in (config.hparams["batch_size"],)
+            assert config.data.test_envs and len(config.data.test_envs) == len(set(config.data.test_envs))
 
     check()
 
@@ -205,7 +205,7 @@ def test_fuzz_strategies_reach_valid_inputs():
     """The fuzz is not all noise: its pools hold real flags and a loadable sweep shape."""
     assert {"--dataset", "--gradsamp_period", "--lr", "--plugin"} <= set(TRAIN_FLAGS)
     config = parse_and_validate(["train", "--epochs", "2", "--lr=0.01", "--test_envs", "1", "2"])
-    assert config is not None and config.hparams["lr"] == 0.01 and config.test_envs == (1, 2)
+    assert config is not None and config.hparams["lr"] == 0.01 and config.data.test_envs == (1, 2)
     assert {"method", "parameters", "command"} <= TOP_LEVEL_KEYS
 
 

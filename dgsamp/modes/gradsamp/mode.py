@@ -19,22 +19,18 @@ from torch import nn
 from dgsamp.errors import UserError
 from dgsamp.modes.base import EpochPlan, Option, RunShape, TrainingMode
 from dgsamp.modes.gradsamp.sampler import GRADSAMP_DISTS, GradSampler
-from dgsamp.modes.gradsamp.schedule import DEFAULT_WARMUP, GRADSAMP_MODES, GradSampSchedule
+from dgsamp.modes.gradsamp.schedule import (
+    DEFAULT_WARMUP,
+    GRADSAMP_MODES,
+    OPTION_RULES,
+    GradSampSchedule,
+)
 from dgsamp.registry import register_mode
 from dgsamp.utils.seeding import seed_hash
 
 
 def _on(options: Mapping[str, Any]) -> bool:
     return options["gradsamp"] != "off"
-
-
-def _integer_at_least(minimum: int, why: str = ""):
-    def check(value: Any) -> str | None:
-        if int(value) != value or value < minimum:
-            return f"must be an integer >= {minimum} (got {value}){why}"
-        return None
-
-    return check
 
 
 @register_mode("gradsamp")
@@ -47,15 +43,15 @@ class GradSampMode(TrainingMode):
                            "(GradSamp, arXiv 2406.07332)", choices=GRADSAMP_MODES),
         "gradsamp_period": Option(
             3, "periodic: every K-th epoch is sampled",
-            check=_integer_at_least(2, ": with 1 every epoch would be sampled and nothing trained"),
+            check=OPTION_RULES["gradsamp_period"],
             applies=lambda o: o["gradsamp"] == "periodic", requires="--gradsamp periodic"),
         "gradsamp_prob": Option(
             0.3, "random: probability an epoch is sampled",
-            check=lambda v: None if 0.0 <= v < 1.0 else f"must be in [0, 1) (got {v})",
+            check=OPTION_RULES["gradsamp_prob"],
             applies=lambda o: o["gradsamp"] == "random", requires="--gradsamp random"),
         "gradsamp_warmup": Option(
             DEFAULT_WARMUP, "first W epochs always backprop (>= 2)",
-            check=_integer_at_least(2, ": a GradSamp epoch needs the parameters of the two epochs before it"),
+            check=OPTION_RULES["gradsamp_warmup"],
             applies=_on, requires="--gradsamp periodic|random"),
         "gradsamp_dist": Option(
             "layer", "layer: N(mean, std) of the last change per tensor; element: N(delta_i, "

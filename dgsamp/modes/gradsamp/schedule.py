@@ -17,7 +17,8 @@ parameters of two earlier epochs.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from dgsamp.errors import UserError
 from dgsamp.utils.seeding import seed_hash
@@ -25,6 +26,28 @@ from dgsamp.utils.seeding import seed_hash
 EpochKind = Literal["backprop", "gradsamp"]
 GRADSAMP_MODES = ("off", "periodic", "random")
 DEFAULT_WARMUP = 2
+
+
+def _integer_at_least(minimum: int, why: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if int(value) != value or value < minimum:
+            return f"must be an integer >= {minimum} (got {value}){why}"
+        return None
+
+    return check
+
+
+def _probability(value: Any) -> str | None:
+    return None if 0.0 <= float(value) < 1.0 else f"must be in [0, 1) (got {value})"
+
+
+OPTION_RULES: dict[str, Callable[[Any], str | None]] = {
+    "gradsamp_warmup": _integer_at_least(2, ": a GradSamp epoch needs the parameters of the two epochs before it"),
+    "gradsamp_period": _integer_at_least(2, ": with 1 every epoch would be sampled and nothing trained"),
+    "gradsamp_prob": _probability,
+}
+"""What each numeric option must be (``None``: fine, else why not), for the mode's flags and
+for a schedule built directly."""
 
 
 class GradSampSchedule:
@@ -49,25 +72,21 @@ class GradSampSchedule:
         self.validate()
 
     def validate(self) -> None:
-        """Raise UserError for an impossible schedule; every message names the flag to fix."""
+        """Raise UserError for an impossible schedule; every message names the flag to fix.
+        The rules are the mode's option checks (:data:`OPTION_RULES`), held once here."""
         if self.mode not in GRADSAMP_MODES:
             raise UserError(
                 f"--gradsamp '{self.mode}' is unknown; choose one of {', '.join(GRADSAMP_MODES)}"
             )
         if self.mode == "off":
             return
-        if int(self.warmup) != self.warmup or self.warmup < 2:
-            raise UserError(
-                f"--gradsamp_warmup must be an integer >= 2 (got {self.warmup}): a GradSamp "
-                "epoch needs the parameters of the two epochs before it"
-            )
-        if self.mode == "periodic" and (int(self.period) != self.period or self.period < 2):
-            raise UserError(
-                f"--gradsamp_period must be an integer >= 2 (got {self.period}): with 1 every "
-                "epoch would be sampled and nothing would be trained"
-            )
-        if self.mode == "random" and not 0.0 <= float(self.prob) < 1.0:
-            raise UserError(f"--gradsamp_prob must be in [0, 1) (got {self.prob})")
+        values = {"gradsamp_warmup": self.warmup, "gradsamp_period": self.period, "gradsamp_prob": self.prob}
+        applies = {"gradsamp_warmup": True, "gradsamp_period": self.mode == "periodic",
+                   "gradsamp_prob": self.mode == "random"}
+        for name, rule in OPTION_RULES.items():
+            reason = rule(values[name]) if applies[name] else None
+            if reason:
+                raise UserError(f"--{name} {reason}")
 
     def kind(self, epoch: int) -> EpochKind:
         """``"gradsamp"`` if 1-based ``epoch`` is a sampled epoch, else ``"backprop"``."""

@@ -1,0 +1,113 @@
+"""Flags -> RunConfig, in one visible order; every value is validated where it is resolved.
+
+    1. preset              --protocol names it (``dgsamp.config.presets``)
+    2. hparams registry    the preset says which one draws the hparams
+    3. hparams             defaults or seeded draws, then --hparams JSON, then hparam flags
+    4. protocol settings   the preset's values for this dataset and algorithm
+    5. explicit flags      win over the preset (``dgsamp.config.protocol``)
+
+``dgsamp train``, ``dgsamp sweep launch`` (every job, before any starts) and the tests all
+come through :func:`resolve_run_config`. A training mode's options are checked by the rules
+the mode declares (``dgsamp.config.mode_options``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dgsamp.config.flags import all_hparam_specs, mode_option_names
+from dgsamp.config.mode_options import resolve_mode_options
+from dgsamp.config.presets import get_protocol
+from dgsamp.config.protocol import resolve_protocol
+from dgsamp.config.run_config import RunConfig
+from dgsamp.errors import UserError
+from dgsamp.hparams import check_hparams, coerce, hparam_specs, resolve_hparams
+from dgsamp.modes.base import RunShape, check_modes_combine
+from dgsamp.registry import ALGORITHMS, DATASETS, MODES
+from dgsamp.utils.seeding import seed_hash
+
+AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "steps": 1, "checkpoint_freq": 1, "eval_batch_size": 1,
+            "num_workers": 0, "resolution": 16}
+
+
+def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
+    """Validate parsed ``dgsamp train`` flags (unset ones are None), fill defaults, freeze."""
+    raw = {k: v for k, v in vars(namespace).items() if k not in ("func", "command")}
+    hparam_names, option_names = set(all_hparam_specs()), mode_option_names()
+    args = {k: v for k, v in raw.items() if k not in hparam_names and k not in option_names}
+    dataset_class = DATASETS.get(args["dataset"])
+    algorithm_class = ALGORITHMS.get(args["algorithm"])
+    _check_run_flags(args, list(dataset_class.ENVIRONMENTS))
+
+    preset = get_protocol(args["protocol"])  # 1
+    registry = preset.settings["hparams_registry"].value  # 2
+    from_json = _parse_hparams_json(args["hparams"])
+    specs = hparam_specs(algorithm_class)  # a bad JSON value is refused even where a flag replaces it
+    check_hparams({k: coerce(k, v, specs[k].type) for k, v in from_json.items() if k in specs}, specs)
+    overrides = {**from_json, **{k: v for k, v in raw.items() if k in hparam_names and v is not None}}
+    hparams = resolve_hparams(  # 3: checks every value against its HParam's range
+        algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides,
+        trial_seed=args["trial_seed"], dataset=args["dataset"], registry=registry, algorithm=args["algorithm"],
+    )
+    protocol = resolve_protocol(preset, args, dataset_class, algorithm_class, hparams)  # 4 and 5
+
+    test_envs = tuple(sorted(args["test_envs"]))
+    seed = args["seed"]
+    if seed is None:  # as DomainBed's sweeps derive it
+        seed = seed_hash(args["dataset"], args["algorithm"], list(test_envs), args["hparams_seed"], args["trial_seed"])
+    shape = RunShape(protocol.epochs, seed)
+    modes = {name: resolve_mode_options(MODES.get(name), raw, shape) for name in MODES.in_registration_order()}
+    values = {
+        **args, **vars(protocol), "test_envs": test_envs, "seed": seed, "hparams_json": args["hparams"],
+        "output_dir": args["output_dir"] or "", "plugin": tuple(args["plugin"]),
+        "wandb": args["wandb"] or ("online" if os.environ.get("WANDB_SWEEP_ID") else "disabled"),
+        "wandb_tags": tuple(args["wandb_tags"]),
+    }
+    config = RunConfig.from_parts(values, hparams, modes)
+    check_modes_combine([MODES.get(name) for name in config.active_modes])
+    if not config.tracking.output_dir:
+        config = config.replace("tracking", output_dir=str(Path("runs") / config.job_id))
+    return config
+
+
+def parse_run_config(argv: Sequence[str]) -> RunConfig:
+    """``dgsamp train`` argv -> RunConfig (plugins named by ``--plugin`` are loaded first)."""
+    from dgsamp.config.parser import build_train_parser, load_plugins
+
+    load_plugins(argv)
+    return resolve_run_config(build_train_parser(argv).parse_args(list(argv)))
+
+
+def _parse_hparams_json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--hparams is not valid JSON ({error.msg} at char {error.pos}): {text}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--hparams must be a JSON object like '{{\"lr\": 1e-4}}', got: {text}")
+    return value
+
+
+def _check_run_flags(args: Mapping[str, Any], environments: list[str]) -> None:
+    num_envs = len(environments)
+    test_envs = args["test_envs"]
+    bad = [i for i in test_envs if not 0 <= i < num_envs]
+    if bad:
+        raise UserError(f"--test_envs {bad[0]} is out of range: {args['dataset']} has domains 0..{num_envs - 1}")
+    repeated = sorted({i for i in test_envs if test_envs.count(i) > 1})
+    if repeated:
+        raise UserError(f"--test_envs names domain {repeated[0]} twice; list each test domain once")
+    if len(test_envs) >= num_envs:
+        raise UserError(f"--test_envs holds all {num_envs} domains; leave at least one for training")
+    for name, minimum in AT_LEAST.items():
+        if args.get(name) is not None and args[name] < minimum:
+            raise UserError(f"--{name} must be at least {minimum}, got {args[name]}")
+    if not 0.0 < args["holdout_fraction"] < 1.0:
+        raise UserError(f"--holdout_fraction must be between 0 and 1, got {args['holdout_fraction']}")
