@@ -1,8 +1,9 @@
 """``dgsamp leaderboard DIR [DIR ...]``: model selection, accuracy beside energy, plots.
 
 Reads every run under the directories (dgsamp and DomainBed run folders, mixed), or a
-W&B project with ``--wandb_project``, applies one of DomainBed's selection rules and
-prints one table per dataset/backbone (see docs/leaderboard.md).
+W&B project with ``--wandb_project``, applies one of DomainBed's selection rules (or, to
+domain adaptation runs, a validator without target labels) and prints one table per
+dataset/backbone (see docs/leaderboard.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.adaptation_selection import ADAPTATION_RULES
 from dgsamp.leaderboard.render import FORMATTERS
 from dgsamp.leaderboard.selection import RULES
 
@@ -19,9 +21,11 @@ from dgsamp.leaderboard.selection import RULES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dirs", nargs="*", metavar="DIR",
                         help="run directories or folders of runs (searched recursively)")
-    parser.add_argument("--selection", choices=list(RULES), default="training_domain",
-                        help="model selection rule (DomainBed's): training-domain validation "
-                             "(default), leave-one-domain-out, test-domain oracle")
+    parser.add_argument("--selection", choices=[*RULES, *ADAPTATION_RULES], default="training_domain",
+                        help="model selection rule. DomainBed's: training-domain validation "
+                             "(default), leave-one-domain-out, test-domain oracle; for domain "
+                             "adaptation runs: source_val, entropy, im, snd, dev (no target labels) "
+                             "and target_oracle (uses target labels, tllib's reporting)")
     parser.add_argument("--format", choices=list(FORMATTERS), default="markdown",
                         help="output format (default: markdown)")
     parser.add_argument("--output", default=None, metavar="FILE",
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for warning in run_set.warnings:
         print(f"dgsamp: warning: {warning}", file=sys.stderr)
     leaderboard = build_leaderboard(run_set, get_rule(args.selection))
+    for warning in leaderboard.warnings[len(run_set.warnings):]:
+        print(f"dgsamp: warning: {warning}", file=sys.stderr)
     text = render(leaderboard, args.format)
     if args.output:
         try:

@@ -334,7 +334,7 @@ def write_plots(lb: Leaderboard, runs: Sequence[Run], out_dir: str | Path) -> li
     written = []
     for table in lb.tables:
         name = safe_name(f"tradeoff_{table.dataset}_{table.protocol}_{table.backbone}_{table.task}") + ".png"
-        path = plot_tradeoff(table, lb.rule.name, out / name)
+        path = plot_tradeoff(table, table.selection_name or lb.rule.name, out / name)
         if path is not None:
             written.append(path)
     used: set[str] = set()

@@ -52,10 +52,15 @@ def cost_values(row: Row) -> list[str]:
     ]
 
 
+def rule_name(lb: Leaderboard, table: Table | AveragesTable) -> str:
+    """The selection rule of ``table``: a DA table under DomainBed's rules names their DA reading."""
+    return table.selection_name or lb.rule.name
+
+
 def table_title(table: Table, lb: Leaderboard) -> str:
     task = "" if table.task == "domain_generalization" else f" · {table.task}"
     return (f"{table.dataset} · protocol {table.protocol} · backbone {table.backbone}{task} · "
-            f"model selection: {lb.rule.name}")
+            f"model selection: {rule_name(lb, table)}")
 
 
 def control_label(control: ControlRow) -> str:
@@ -66,11 +71,15 @@ def control_label(control: ControlRow) -> str:
 
 
 def intro(lb: Leaderboard) -> str:
-    return (
+    text = (
         f"{lb.num_runs} runs, {lb.num_records} records. Accuracy: test-domain accuracy (%), "
         "mean ± standard error over trial seeds (DomainBed); "
         f"{MISSING} where no run was selected; costs are means over the selected runs."
     )
+    if any(table.task == "domain_adaptation" for table in lb.tables):
+        text += (" Domain adaptation tables: a column per task (sources→targets), the target "
+                 "accuracy at the selected evaluation point.")
+    return text
 
 
 # ---------------------------------------------------------------- sections
@@ -105,8 +114,9 @@ class ReportStyle:
         return f"Controls (GradSamp − control, paired over trial seeds) · {table_title(table, lb)}"
 
     def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
-        return (f"Averages · protocol {averages.protocol} · backbone {averages.backbone} · "
-                f"model selection: {lb.rule.name}")
+        task = "" if averages.task == "domain_generalization" else f" · {averages.task}"
+        return (f"Averages · protocol {averages.protocol} · backbone {averages.backbone}{task} · "
+                f"model selection: {rule_name(lb, averages)}")
 
     def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
         return ["GradSamp variant", "Control"], [control.gradsamp_label, control_label(control)]
@@ -125,18 +135,18 @@ class DomainBedStyle(ReportStyle):
         return f"{table.dataset} ({table.protocol}, {table.backbone}, {table.task})" if shared else table.dataset
 
     def table_title(self, lb: Leaderboard, table: Table) -> str:
-        return f"Dataset: {self._which(lb, table)}, model selection method: {lb.rule.name}"
+        return f"Dataset: {self._which(lb, table)}, model selection method: {rule_name(lb, table)}"
 
     def cost_title(self, lb: Leaderboard, table: Table) -> str:
-        return f"Cost, dataset: {self._which(lb, table)}, model selection method: {lb.rule.name}"
+        return f"Cost, dataset: {self._which(lb, table)}, model selection method: {rule_name(lb, table)}"
 
     def controls_title(self, lb: Leaderboard, table: Table) -> str:
         return (f"Controls (GradSamp - control), dataset: {self._which(lb, table)}, "
-                f"model selection method: {lb.rule.name}")
+                f"model selection method: {rule_name(lb, table)}")
 
     def averages_title(self, lb: Leaderboard, averages: AveragesTable) -> str:
         which = "" if len(lb.averages) == 1 else f" ({averages.protocol}, {averages.backbone}, {averages.task})"
-        return f"Averages{which}, model selection method: {lb.rule.name}"
+        return f"Averages{which}, model selection method: {rule_name(lb, averages)}"
 
     def control_columns(self, control: ControlRow) -> tuple[list[str], list[str]]:
         return ["Pair"], [f"{control.gradsamp_label} vs {control_label(control)}"]

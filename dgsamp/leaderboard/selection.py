@@ -17,6 +17,9 @@ validation accuracy ``val`` and keeps the group with the highest ``val``.
 - test-domain validation (oracle): only runs with ``test_envs == [t]``; the LAST record
   (highest ``step``, no early stopping) with ``val = env{t}_out_acc``.
 
+Domain adaptation runs have their own rules (``adaptation_selection``); ``get_rule``
+finds both kinds.
+
 Ties: within a run the earliest record wins; between hyperparameter groups the lowest
 ``hparams_seed`` wins (DomainBed's order there depends on the file system).
 
@@ -29,11 +32,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.runs import Run, group_runs
 from dgsamp.tracking import schema
 from dgsamp.tracking.schema import best_training_domain_record
+
+if TYPE_CHECKING:
+    from dgsamp.leaderboard.adaptation_selection import AdaptationRule
 
 
 @dataclass(frozen=True)
@@ -142,9 +149,13 @@ RULES: dict[str, SelectionRule] = {
 }
 
 
-def get_rule(key: str) -> SelectionRule:
+def get_rule(key: str) -> SelectionRule | AdaptationRule:
+    """DomainBed's rule ``key``, or the domain-adaptation rule ``key`` (``adaptation_selection``)."""
+    from dgsamp.leaderboard.adaptation_selection import ADAPTATION_RULES
+
+    rules = {**RULES, **ADAPTATION_RULES}
     try:
-        return RULES[key]
+        return rules[key]
     except KeyError:
-        raise UserError(f"unknown selection rule '{key}'; choose one of {', '.join(RULES)}") \
+        raise UserError(f"unknown selection rule '{key}'; choose one of {', '.join(rules)}") \
             from None

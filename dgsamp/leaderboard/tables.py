@@ -9,6 +9,11 @@ population std, as DomainBed's ``collect_results``). Avg is the mean of the colu
 missing ("X") when any column is. The averages table holds, per variant and dataset,
 the mean over trial seeds of the per-seed mean over test domains.
 
+Domain adaptation runs (``task == domain_adaptation``) get tllib's shape instead: one
+column per task (sources→targets, e.g. ``A→W``; sorted by sources, then targets), a cell
+per (variant, task) over trial seeds of the target accuracy at the point the DA rule
+picks (``dgsamp.leaderboard.adaptation_selection``), the same mean ± err and Avg.
+
 Cost columns use the runs the rule selected (one per test domain and trial seed):
 energy = mean of their whole-run training energy (``cum_train_energy_J`` of the last
 record), missing if any selected run is unmeasured; FLOPs likewise; "saved" compares
@@ -23,6 +28,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from dgsamp.leaderboard.adaptation_selection import (
+    AdaptationRule,
+    adaptation_rule,
+    check_recorded,
+    run_domains,
+    task_label,
+)
 from dgsamp.leaderboard.controls import is_control, pair_controls
 from dgsamp.leaderboard.runs import Run, RunSet, Variant, group_runs, registered_modes
 from dgsamp.leaderboard.selection import Choice, SelectionRule
@@ -73,6 +85,7 @@ class Table:
     rows: list[Row]
     controls: list = field(default_factory=list)  # list[controls.ControlRow]
     protocol: str = "dgsamp"  # the protocol preset of every run in the table
+    selection_name: str | None = None  # the rule's name when it is not the leaderboard's (DA tables)
 
 
 @dataclass
@@ -82,11 +95,12 @@ class AveragesTable:
     datasets: list[str]
     rows: list[tuple[str, list[Cell], float | None]]  # label, cell per dataset, Avg
     protocol: str = "dgsamp"
+    selection_name: str | None = None
 
 
 @dataclass
 class Leaderboard:
-    rule: SelectionRule
+    rule: SelectionRule | AdaptationRule
     tables: list[Table]
     averages: list[AveragesTable]
     num_records: int
@@ -94,17 +108,22 @@ class Leaderboard:
     warnings: list[str]
 
 
-def env_names(dataset: str, num_envs: int) -> list[str]:
-    """Column names: the registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (DomainBed's
-    table headers, e.g. ``A C P S`` for PACS), else ``env0, env1, ...``."""
-    names: list[str] = []
+def short_names(dataset: str) -> list[str]:
+    """The registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (empty when unknown)."""
     try:
         from dgsamp.registry import DATASETS
 
         if dataset in DATASETS:
-            names = list(getattr(DATASETS.get(dataset), "ENVIRONMENT_SHORT_NAMES", None) or [])
+            return list(getattr(DATASETS.get(dataset), "ENVIRONMENT_SHORT_NAMES", None) or [])
     except Exception:  # a broken dataset plugin must not stop the leaderboard
-        names = []
+        pass
+    return []
+
+
+def env_names(dataset: str, num_envs: int) -> list[str]:
+    """Column names: the registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (DomainBed's
+    table headers, e.g. ``A C P S`` for PACS), else ``env0, env1, ...``."""
+    names = short_names(dataset)
     if len(names) != num_envs:
         names = [f"env{i}" for i in range(num_envs)]
     return names
@@ -191,14 +210,41 @@ def build_row(variant: Variant, per_env: dict[int, dict[int, Choice]], num_envs:
 
 
 def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Table:
-    dataset, protocol, backbone, task = key
     num_envs = max(run.num_envs for run in runs)
-    selected = select_table(rule, runs, num_envs)
+    return assemble_table(key, env_names(key[0], num_envs), select_table(rule, runs, num_envs))
+
+
+def build_adaptation_table(rule: AdaptationRule, key: TableKey, runs: Sequence[Run]) -> Table:
+    """A DA table: a column per task (sources, targets), sorted; ``rule`` picks per
+    (variant, task, trial seed) across hparams seeds."""
+    tasks = sorted({run_domains(run) for run in runs})
+    names = short_names(key[0])
+    labels = {}
+    for run in runs:
+        labels.setdefault(run_domains(run), task_label(run, names))
+    selected: dict[Variant, dict[int, dict[int, Choice]]] = {}
+    for variant, variant_runs in group_runs(runs, lambda run: run.variant).items():
+        per_task = selected.setdefault(variant, {})
+        by_trial = group_runs(variant_runs, lambda run: run.trial_seed)
+        for index, task in enumerate(tasks):
+            for trial_seed in sorted(by_trial):
+                choice = rule.select([run for run in by_trial[trial_seed] if run_domains(run) == task])
+                if choice is not None:
+                    per_task.setdefault(index, {})[trial_seed] = choice
+    return assemble_table(key, [labels[task] for task in tasks], selected, rule.name)
+
+
+def assemble_table(key: TableKey, column_names: list[str], selected: dict,
+                   selection_name: str | None = None) -> Table:
+    """Rows (variant order and labels, cells, costs, savings) and controls of one table from
+    its selections: variant -> column index -> trial seed -> Choice."""
+    dataset, protocol, backbone, task = key
+    num_columns = len(column_names)
     variants = sorted(selected, key=variant_order)
     labels = variant_labels(variants)
     rows = []
     for variant in variants:
-        row = build_row(variant, selected[variant], num_envs)
+        row = build_row(variant, selected[variant], num_columns)
         row.label = labels[variant]
         rows.append(row)
     by_variant = {row.variant: row for row in rows}
@@ -207,7 +253,7 @@ def build_table(rule: SelectionRule, key: TableKey, runs: Sequence[Run]) -> Tabl
         if baseline is not None and baseline is not row:
             row.energy_saved_pct = _saved(row.energy_kJ, baseline.energy_kJ)
             row.flops_saved_pct = _saved(row.flops, baseline.flops)
-    table = Table(dataset, backbone, task, env_names(dataset, num_envs), rows, protocol=protocol)
+    table = Table(dataset, backbone, task, column_names, rows, protocol=protocol, selection_name=selection_name)
     table.controls = pair_controls(rows)
     return table
 
@@ -239,7 +285,7 @@ def build_averages(tables: Sequence[Table]) -> list[AveragesTable]:
             means = [cell.mean for cell in cells]
             avg = None if any(m is None for m in means) else sum(means) / len(means)  # type: ignore
             rows.append((labels[method], cells, avg))
-        result.append(AveragesTable(backbone, task, datasets, rows, protocol))
+        result.append(AveragesTable(backbone, task, datasets, rows, protocol, group[0].selection_name))
     return result
 
 
@@ -263,13 +309,33 @@ def _trial_averages(row: Row) -> list[float]:
     return [float(np.mean(by_seed[seed])) for seed in sorted(by_seed)]
 
 
-def build_leaderboard(run_set: RunSet, rule: SelectionRule) -> Leaderboard:
-    """Tables sorted by dataset, protocol, backbone, task; see the module docstring for the math."""
-    by_table = group_runs(run_set.runs, lambda run: (run.dataset, run.protocol, run.backbone, run.task))
-    tables = [build_table(rule, key, by_table[key]) for key in sorted(by_table)]
-    tables = [table for table in tables if table.rows]
-    return Leaderboard(rule, tables, build_averages(tables), run_set.num_records,
-                       len(run_set.runs), list(run_set.warnings))
+def build_leaderboard(run_set: RunSet, rule: SelectionRule | AdaptationRule) -> Leaderboard:
+    """Tables sorted by dataset, protocol, backbone, task; see the module docstring for the math.
+
+    A DA rule refuses runs it cannot select (``check_recorded``); under DomainBed's rules
+    DA runs are selected by the rule's DA reading, and left out with a warning where there
+    is none (leave-one-domain-out).
+    """
+    warnings = list(run_set.warnings)
+    if isinstance(rule, AdaptationRule):
+        check_recorded(rule, run_set.runs)
+
+    def table_key(run: Run) -> TableKey:
+        return run.dataset, run.protocol, run.backbone, run.task
+
+    adaptation = [run for run in run_set.runs if run.task == schema.DOMAIN_ADAPTATION]
+    generalization = group_runs([run for run in run_set.runs if run.task != schema.DOMAIN_ADAPTATION], table_key)
+    tables = [build_table(rule, key, runs) for key, runs in generalization.items()]
+    reading = adaptation_rule(rule)
+    if adaptation and reading is None:
+        warnings.append(f"{len(adaptation)} domain adaptation runs left out: {rule.name} does not apply to them; "
+                        "use --selection training_domain, oracle, source_val, entropy, im, snd, dev or target_oracle")
+    elif adaptation:
+        tables += [build_adaptation_table(reading, key, runs)
+                   for key, runs in group_runs(adaptation, table_key).items()]
+    tables = sorted((table for table in tables if table.rows),
+                    key=lambda table: (table.dataset, table.protocol, table.backbone, table.task))
+    return Leaderboard(rule, tables, build_averages(tables), run_set.num_records, len(run_set.runs), warnings)
 
 
 def selected_runs(lb: Leaderboard) -> list[Run]:

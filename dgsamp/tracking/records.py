@@ -36,11 +36,13 @@ def make_record(
     train_seconds: float,
     eval_seconds: float,
     epoch_seconds: float,
+    scores: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """The record of one finished epoch; ``previous`` is the last record (None at epoch 1).
 
     ``epoch_kinds``: every kind of epoch a registered mode can plan besides backprop (each
-    gets a running ``<kind>_epochs`` count); ``mode_fields``: what the modes add.
+    gets a running ``<kind>_epochs`` count); ``mode_fields``: what the modes add;
+    ``scores``: a domain-adaptation run's validation scores (``ADAPTATION_SCORE_KEYS``).
     """
     previous = previous or {}
     cum_energy = previous.get(k.CUM_TRAIN_ENERGY_J, 0.0) if previous else 0.0
@@ -51,6 +53,7 @@ def make_record(
         k.STEP: step,
         **accuracies,
         k.OOD_ACC: k.mean_test_accuracy(accuracies, test_envs),
+        **(scores or {}),
         **losses,
         k.EPOCH_KIND: kind,
         k.EVALUATED_MODEL: k.ONLINE,  # a mode that evaluates its own model says so in mode_fields

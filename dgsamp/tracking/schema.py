@@ -45,6 +45,23 @@ def is_env_acc(key: str) -> bool:
     return head.startswith("env") and head[3:].isdigit() and tail in ("in_acc", "out_acc")
 
 
+def env_in_mpca(env: int) -> str:
+    """Key of domain ``env``'s mean per-class accuracy on its in split (datasets whose
+    ``ACCURACY`` is ``mean_per_class``, e.g. VisDA-2017; fraction in [0, 1])."""
+    return f"env{env}_in_mpca"
+
+
+def evaluated_envs(record: Mapping[str, Any]) -> list[int]:
+    """Domains of a record with an ``env{i}_out_acc`` key, ascending (a domain-adaptation run
+    evaluates only its sources and targets, so there can be gaps)."""
+    envs = []
+    for key in record:
+        head, _, tail = key.partition("_")
+        if tail == "out_acc" and head.startswith("env") and head[3:].isdigit():
+            envs.append(int(head[3:]))
+    return sorted(envs)
+
+
 def count_envs(record: Mapping[str, Any]) -> int:
     """Number of domains of a record: consecutive ``env{i}_out_acc`` keys from 0."""
     count = 0
@@ -55,6 +72,12 @@ def count_envs(record: Mapping[str, Any]) -> int:
 
 # ---------------------------------------------------------------- args the leaderboard reads
 ARG_DATASET = "dataset"
+ARG_SOURCE = "source"
+"""list[int] | None: DA's labelled source domains (``--source``); None: every non-test domain."""
+ARG_TARGET = "target"
+"""list[int] | None: DA's unlabeled target domains (= ``test_envs``); None in DG."""
+ARG_TASK_LABEL = "task_label"
+"""str | None: a DA task as tllib's tables name it, e.g. ``A→W`` (None in DG)."""
 ARG_ALGORITHM = "algorithm"
 ARG_TEST_ENVS = "test_envs"
 ARG_HPARAMS_SEED = "hparams_seed"
@@ -62,6 +85,9 @@ ARG_TRIAL_SEED = "trial_seed"
 ARG_EPOCHS = "epochs"
 ARG_BACKBONE = "backbone"
 ARG_TASK = "task"
+DOMAIN_GENERALIZATION = "domain_generalization"
+DOMAIN_ADAPTATION = "domain_adaptation"
+"""The two values of ``args.task``."""
 ARG_PROTOCOL = "protocol"
 """The ``--protocol`` preset (``domainbed2020``, ``domainbed2024``, ``dgsamp``); absent in
 DomainBed's records and in dgsamp's from before presets."""
@@ -71,6 +97,26 @@ REQUIRED_ARGS = (ARG_DATASET, ARG_ALGORITHM, ARG_TEST_ENVS, ARG_HPARAMS_SEED, AR
 # ---------------------------------------------------------------- dgsamp's per-epoch keys
 OOD_ACC = "ood_acc"
 """float: mean ``env{t}_in_acc`` over the test domains t (fraction)."""
+SOURCE_VAL_ACC = "source_val_acc"
+"""float (domain adaptation only): mean ``env{s}_out_acc`` over the source domains s."""
+TARGET_ENTROPY = "target_entropy"
+"""float (domain adaptation only): mean entropy (nats) of the softmax predictions on the
+target's unlabeled data (``dgsamp.scores.mean_entropy``; lower is better)."""
+TARGET_IM = "target_im"
+"""float (domain adaptation only): information maximisation H(mean p) - mean H(p) on the
+target's unlabeled data (``dgsamp.scores.information_maximization``; higher is better)."""
+TARGET_SND = "target_snd"
+"""float or null (domain adaptation only): soft neighbourhood density of the target's
+softmax outputs (``dgsamp.scores.soft_neighborhood_density``; higher is better; null with
+fewer than 2 target examples)."""
+TARGET_DEV = "target_dev"
+"""float or null (domain adaptation only): deep embedded validation risk from the
+featurizer's outputs and the source validation cross-entropy
+(``dgsamp.scores.deep_embedded_validation``; lower is better; null with fewer than 2
+source validation examples)."""
+ADAPTATION_SCORE_KEYS = (SOURCE_VAL_ACC, TARGET_ENTROPY, TARGET_IM, TARGET_SND, TARGET_DEV)
+"""What a domain-adaptation run adds to every results line, for selection without target
+labels; a domain-generalization run writes none of them."""
 LOSS = "loss"
 """float or null: the main training loss averaged over the epoch (null: no backprop)."""
 EPOCH_KIND = "epoch_kind"
@@ -139,11 +185,33 @@ def same_model_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str
     return [record for record in records if record.get(EVALUATED_MODEL) == last]
 
 
+def adaptation_domains(args: Mapping[str, Any], num_domains: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(sources, targets)`` of a domain-adaptation run: ``args["source"]`` and
+    ``args["target"]`` when present, else every domain in ``range(num_domains)`` not in
+    ``test_envs``, and ``test_envs``."""
+    test_envs = tuple(int(env) for env in args.get(ARG_TEST_ENVS) or ())
+    targets = tuple(int(env) for env in args.get(ARG_TARGET) or test_envs)
+    if args.get(ARG_SOURCE) is not None:
+        sources = tuple(int(env) for env in args[ARG_SOURCE])
+    else:
+        sources = tuple(env for env in range(num_domains) if env not in test_envs)
+    return sources, targets
+
+
+def source_validation_accuracy(record: Mapping[str, Any], sources: Iterable[int]) -> float:
+    """Mean ``env{s}_out_acc`` over the source domains s (the value of ``source_val_acc``)."""
+    envs = list(sources)
+    return sum(record[env_out_acc(env)] for env in envs) / len(envs)
+
+
 def training_domain_accuracy(record: Mapping[str, Any], test_envs: Iterable[int]) -> float:
     """Mean out-split accuracy of the training domains (DomainBed's training-domain
     validation accuracy of a record; fraction)."""
+    source = (record.get(ARGS) or {}).get(ARG_SOURCE)
     excluded = set(test_envs)
-    train_envs = [env for env in range(count_envs(record)) if env not in excluded]
+    train_envs = [env for env in evaluated_envs(record) if env not in excluded]
+    if source is not None:  # DA with --source: the sources are the training domains
+        train_envs = [env for env in train_envs if env in set(source)]
     return sum(record[env_out_acc(env)] for env in train_envs) / len(train_envs)
 
 

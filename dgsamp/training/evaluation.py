@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,12 +21,15 @@ class Evaluation:
 
     ``accuracies``: ``{"env0_in_acc": 0.81, ...}``, fraction of items whose argmax logit is
     the label (the results line's keys); ``losses``: ``{"env0_in_loss": 0.52, ...}``, mean
-    cross-entropy per split (0.0 for an empty split, like its accuracy).
+    cross-entropy per split (0.0 for an empty split, like its accuracy); ``scores``: a
+    domain-adaptation run's label-free validation scores (``dgsamp.training.adaptation_scores``),
+    empty in domain generalization.
     """
 
     accuracies: dict[str, float]
     losses: dict[str, float]
     test_envs: tuple[int, ...]
+    scores: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def validation_loss(self) -> float:

@@ -23,6 +23,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -32,11 +33,13 @@ from dgsamp.errors import UserError
 from dgsamp.metering.flops import count_flops
 from dgsamp.modes.base import BACKPROP, EpochPlan
 from dgsamp.registry import MODES
+from dgsamp.tracking import schema
 from dgsamp.tracking.records import make_record, summarize
 from dgsamp.tracking.schema import EVALUATED_MODEL
 from dgsamp.training import state as trainer_state
+from dgsamp.training.adaptation_scores import adaptation_scores
 from dgsamp.training.build import BuiltRun
-from dgsamp.training.checkpoint import save_checkpoint
+from dgsamp.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from dgsamp.training.crashpoints import pause_here
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.training.progress import Progress
@@ -128,14 +131,28 @@ class Trainer:
             step=self.step - 1,  # DomainBed's step: the index of the last update (schedule.py)
             test_envs=list(self.config.data.test_envs), kind=plan.kind, epoch_kinds=self.epoch_kinds(),
             mode_fields=self.mode_fields(plan), losses=losses, flops=flops, accuracies=evaluation.accuracies,
+            scores=evaluation.scores,
             train_joules=_joules(trains), eval_joules=_joules(evals), energy_source=self.meter.source,
             train_seconds=sum(r.seconds for r in trains), eval_seconds=sum(r.seconds for r in evals),
             epoch_seconds=time.perf_counter() - start,
         )
 
     def evaluate_model(self, model: torch.nn.Module) -> Evaluation:
-        return evaluate(model, self.data.eval_splits, self.eval_transform, self.config.system.eval_batch_size,
-                        self.autocast, self.config.data.test_envs, self.augmented_eval_transforms())
+        evaluation = evaluate(model, self.data.eval_splits, self.eval_transform, self.config.system.eval_batch_size,
+                              self.autocast, self.config.data.test_envs, self.augmented_eval_transforms())
+        if self.config.data.task == schema.DOMAIN_ADAPTATION:
+            evaluation = replace(evaluation, scores=self.adaptation_scores(model, evaluation))
+        return evaluation
+
+    def adaptation_scores(self, model: torch.nn.Module, evaluation: Evaluation) -> dict[str, float | None]:
+        """Label-free validation scores of a DA run (``adaptation_scores``), subsets seeded by the epoch."""
+        sources, targets = schema.adaptation_domains(self.config.args, self.data.splits.num_domains)
+        splits = self.data.eval_splits
+        return adaptation_scores(
+            model, evaluation.accuracies, [splits[f"env{s}_in"] for s in sources],
+            [splits[f"env{s}_out"] for s in sources], self.data.unlabeled or [splits[f"env{t}_in"] for t in targets],
+            sources, self.eval_transform, self.config.system.eval_batch_size, self.autocast,
+            seed_hash(self.config.seed, "adaptation_scores", self.epoch + 1))
 
     def augmented_eval_transforms(self) -> dict[str, Any]:
         """``--eval_augmentation train_domains`` (DomainBed's datasets): the training domains' in
@@ -219,10 +236,15 @@ class Trainer:
             return self.algorithm.update(minibatches, unlabeled)
 
     def apply_lr_schedule(self) -> None:
-        """Cosine decay multiplies every optimizer's initial LR by (1 + cos(pi * step / T)) / 2."""
-        if self.config.hparams["lr_schedule"] != "cosine":
+        """Multiply every optimizer group's initial LR by the schedule's factor at this step:
+        cosine (1 + cos(pi * step / T)) / 2, or tllib's inverse decay (1 + gamma * step) ** -decay."""
+        hparams = self.config.hparams
+        if hparams["lr_schedule"] == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * min(self.step, self.total_steps) / self.total_steps))
+        elif hparams["lr_schedule"] == "inverse_decay":
+            factor = (1.0 + hparams["lr_gamma"] * self.step) ** (-hparams["lr_decay"])
+        else:
             return
-        factor = 0.5 * (1.0 + math.cos(math.pi * min(self.step, self.total_steps) / self.total_steps))
         for optimizer in self.algorithm.optimizers():
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -258,7 +280,11 @@ class Trainer:
 
     def record_failure(self, reason: str) -> None:
         atomic_write_json(self.run_dir / "failed.json", {"reason": reason, "epoch": self.epoch + 1})
-        raise NonFiniteLoss(f"{reason}; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}")
+        if (self.run_dir / CHECKPOINT_NAME).exists():
+            kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}"
+        else:
+            kept = f"no checkpoint was written before it (details in {self.run_dir / 'failed.json'})"
+        raise NonFiniteLoss(f"{reason}; {kept}")
 
     # ----------------------------------------------------------------------------- state
     def state_parts(self) -> dict[str, trainer_state.Stateful]:
