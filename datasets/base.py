@@ -29,6 +29,7 @@ class MultiDomainDataset:
     FIXED_BACKBONE: ClassVar[str | None] = None
     """A backbone every protocol preset uses for this dataset (MNIST: DomainBed's MNIST CNN);
     None: the preset's ImageNet ResNet-50 (``dgsamp.config.presets``)."""
+    READS_DATA_DIR: ClassVar[bool] = True  # False: the data ships with dgsamp and --data_dir is refused
     N_STEPS: ClassVar[int] = 5001
     """DomainBed's default training length in steps (``MultipleDomainDataset.N_STEPS``)."""
     CHECKPOINT_FREQ: ClassVar[int] = 100

@@ -216,7 +216,8 @@ class DomainNet(ImageFolderMultiDomain):
 
 @register_dataset("PACSMini")
 class PACSMini(PACS):
-    """700 real PACS images (25 per class per domain, 96x96) shipped with dgsamp; root is ignored.
+    """700 real PACS images (25 per class per domain, 96x96) shipped with dgsamp; root is ignored
+    (``dgsamp train`` refuses ``--data_dir`` for it: ``READS_DATA_DIR`` is False).
 
     Not a DomainBed benchmark but the offline demo and test set, so every protocol preset
     keeps its packaged-weights backbone (no hub needed) and gives it a short step budget:
@@ -225,6 +226,7 @@ class PACSMini(PACS):
     """
 
     FIXED_BACKBONE = "tf_efficientnet_lite0"
+    READS_DATA_DIR = False
     N_STEPS = 51
     CHECKPOINT_FREQ = 10
     HOW_TO_GET = "a reinstall of dgsamp (the embedded copy ships in dgsamp/embedded/pacs_mini)"

@@ -14,6 +14,9 @@ checkpoint: timm, torchvision or dgsamp's own model.pt) when given, else by ``pr
   run never starts from random weights without being asked to;
 - ``hub``: timm's download only; ``none``: random initialisation, on purpose.
 
+A download first checks in seconds that the host can be reached (``hub_reach``), so an
+offline machine gets its one-line error at once instead of after the hub client's retries.
+
 A registered custom backbone (DomainBed's MNIST CNN) has no pretrained weights: it starts
 from its initialisation, gets mean 0, std 1 and, on image datasets, the dataset's image
 side as resolution.
@@ -38,6 +41,7 @@ from dgsamp.backbones.hub_cache import (
     pretrained_config,
     torchvision_file_name,
 )
+from dgsamp.backbones.hub_reach import download_host, unreachable_reason
 from dgsamp.backbones.pretrained import (
     PACKAGED_WEIGHTS,
     load_checkpoint_file,
@@ -169,13 +173,36 @@ def _create_timm_model(name: str, pretrained: str, pretrained_file) -> tuple[nn.
             return _model_from_file(name, cached), f"cache:{cached}"
         if hub_offline():
             raise UserError(_no_weights(name, "HF_HUB_OFFLINE is set, so nothing was downloaded"))
-    if pretrained_config(name) is None:
+    config = pretrained_config(name)
+    if config is None:
         raise UserError(_no_weights(name, "timm knows no pretrained weights for it"))
+    unreachable = unreachable_reason(download_host(config))
+    if unreachable is not None:
+        raise UserError(_no_weights(name, f"the download cannot start ({unreachable})"))
     try:
         model = timm.create_model(name, pretrained=True, num_classes=0)
     except Exception as error:  # hub clients raise many types when offline
         raise UserError(_no_weights(name, f"the download failed ({type(error).__name__})")) from error
     return model, "hub"
+
+
+def weights_source(name: str, pretrained: str = "auto", pretrained_file: str | Path | None = None) -> str:
+    """Where ``create_backbone`` will take ``name``'s weights from, found without loading or
+    downloading anything: ``file <path>``, ``packaged``, ``cache <path>``, ``hub`` (a
+    download), ``none (random init)``, or ``none found`` (the build will refuse the run)."""
+    if pretrained_file is not None:
+        return f"file {pretrained_file}"
+    if name in BACKBONES or pretrained == "none":
+        return "none (random init)"
+    if pretrained == "auto":
+        if packaged_weights_file(_packaged_name(name)) is not None:
+            return "packaged"
+        cached = cached_weights_file(name)
+        if cached is not None:
+            return f"cache {cached}"
+        if hub_offline():
+            return "none found (HF_HUB_OFFLINE is set)"
+    return "hub" if pretrained_config(name) is not None else "none found"
 
 
 def _model_from_file(name: str, path: Path) -> nn.Module:

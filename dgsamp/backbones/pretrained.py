@@ -65,6 +65,22 @@ WRAPPER_PREFIXES = ("", "module.")
 MODEL_PREFIXES = ("", "featurizer.network.", "featurizer.", "network.")
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+PICKLE_PROTOCOL_BYTE = 0x80  # the legacy format: a pickle of protocol 2 or later
+
+
+def check_torch_file(path: Path) -> None:
+    """Refuse, with one line, a file that is neither of torch.save's formats (a text file, an
+    image, a safetensors file), instead of an unpickling error without meaning."""
+    with path.open("rb") as file:
+        head = file.read(4)
+    if head.startswith(ZIP_MAGIC) or (head[:1] and head[0] == PICKLE_PROTOCOL_BYTE):
+        return
+    what = f"it starts with {repr(head)[2:-1]}" if head else "it is empty"
+    raise UserError(f"pretrained file {path} is not a PyTorch checkpoint ({what}); "
+                    "pass a state_dict saved with torch.save (.pt, .pth or .bin)")
+
+
 def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
     """Load a local checkpoint into a featurizer (classifier and other extra weights ignored).
 
@@ -76,10 +92,12 @@ def load_checkpoint_file(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pretrained file not found: {path}")
+    check_torch_file(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"cannot read pretrained file {path}: {error}") from error
+        raise UserError(f"cannot read pretrained file {path}: {type(error).__name__}: {error}; "
+                        "is it a whole torch.save checkpoint?") from error
     for key in ("state_dict", "model"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

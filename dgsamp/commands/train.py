@@ -10,6 +10,7 @@ from dgsamp.config.parser import chosen_algorithm
 from dgsamp.config.resolve import resolve_run_config
 from dgsamp.tracking import schema
 from dgsamp.training.run_dir import open_run_dir
+from dgsamp.training.run_lock import hold_run_dir
 
 
 def register(subparsers, argv: Sequence[str] = ()) -> None:
@@ -22,16 +23,20 @@ def register(subparsers, argv: Sequence[str] = ()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgsamp.training.build import build_run
+    from dgsamp.training.build import build_run, check_data_dir_applies
+    from dgsamp.training.describe import announce, describe_run
     from dgsamp.training.trainer import Trainer
 
     config = resolve_run_config(args)
     output_dir = config.tracking.output_dir
-    existing = open_run_dir(output_dir, config.job_id, config.tracking.no_resume)
-    if existing.done:
-        print(f"already done: {output_dir} (pass --no_resume to train it again)")
-        return 0
-    summary = Trainer(build_run(config, existing)).run()
+    check_data_dir_applies(config)
+    with hold_run_dir(output_dir):
+        existing = open_run_dir(output_dir, config.job_id, config.tracking.no_resume)
+        if existing.done:
+            print(f"already done: {output_dir} (pass --no_resume to train it again)")
+            return 0
+        announce(describe_run(config), config.tracking.progress)
+        summary = Trainer(build_run(config, existing)).run()
     print(
         f"done: final ood_acc {summary[schema.FINAL_OOD_ACC]:.4f}, selected (training-domain validation) "
         f"{summary[schema.SELECTED_OOD_ACC]:.4f}; results in {output_dir}/results.jsonl"

@@ -21,6 +21,7 @@ same runs finds its directory done and does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -95,13 +96,43 @@ def build_ensemble(
     if check_output_dir(out, job_id):
         log(f"already done: {out}")
         return json.loads((out / SUMMARY_FILE).read_text())
+    created = missing_dirs(out.absolute())
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create --output_dir {out}: {error.strerror}") from None
+    try:
+        return _evaluate_and_write(candidates, states_of(candidates, method), method, out, job_id, notes,
+                                   device, data_dir, eval_batch_size, energy, log)
+    except BaseException:
+        for directory in created:  # a failed ensemble leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def states_of(candidates: Sequence[Member], method: str) -> list[Mapping[str, torch.Tensor]]:
+    """The members' weights; DiWA refuses different architectures."""
     states = [member.load_state() for member in candidates]
     if method in WEIGHT_AVERAGING:
         check_same_structure(states, [str(member.path) for member in candidates])
+    return states
+
+
+def _evaluate_and_write(candidates: Sequence[Member], states: Sequence[Mapping[str, torch.Tensor]], method: str,
+                        out: Path, job_id: str, notes: list[str], device: str,
+                        data_dir: str | None, eval_batch_size: int | None, energy: str,
+                        log: Callable[[str], None]) -> dict[str, Any]:
+    """Steps 3 and 4 of the module docstring, into the existing ``out``."""
     for note in notes:
         log(f"warning: {note}")
     trial_seed = min(member.trial_seed for member in candidates)

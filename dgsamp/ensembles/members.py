@@ -131,8 +131,8 @@ def _candidate_dirs(paths: Sequence[str | Path], notes: list[str]) -> list[Path]
     return unique
 
 
-def _read_member(run_dir: Path) -> Member:
-    records = read_results_file(run_dir / RESULTS_FILE, [])
+def _read_member(run_dir: Path, notes: list[str]) -> Member:
+    records = read_results_file(run_dir / RESULTS_FILE, notes)
     args = records[0].get(schema.ARGS) if records else None
     if not isinstance(args, dict):
         raise UserError(f"{run_dir} has no results line with args; it is not a dgsamp run")
@@ -165,7 +165,7 @@ def find_members(paths: Sequence[str | Path], where: Mapping[str, Any] | None = 
     if not chosen:
         wanted = " ".join(f"{key}={json.dumps(value)}" for key, value in (where or {}).items())
         raise UserError(f"no run under {', '.join(map(str, paths))} matches --where {wanted}")
-    members = [_read_member(run_dir) for run_dir in sorted(chosen)]
+    members = [_read_member(run_dir, notes) for run_dir in sorted(chosen)]
     seen: dict[str, Path] = {}
     for member in members:
         if member.job_id in seen:

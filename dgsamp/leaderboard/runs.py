@@ -17,12 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.record_check import record_problem
 from dgsamp.leaderboard.run_protocol import run_backbone, run_protocol
 from dgsamp.tracking import schema
 from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, ensemble_of
@@ -31,7 +33,14 @@ from dgsamp.tracking.ensemble_naming import label as ensemble_label
 RESULTS_FILE = "results.jsonl"
 DONE_FILE = "done"
 REQUIRED_ARGS = schema.REQUIRED_ARGS
-USABLE_KEYS = (schema.STEP, schema.env_in_acc(0), schema.env_out_acc(0))
+
+
+def is_usable(record: Mapping[str, Any]) -> bool:
+    """A record the leaderboard can read: a ``step`` and some domain's ``env{i}_in_acc`` and
+    ``env{i}_out_acc`` (a domain-adaptation run evaluates only its sources and targets, so
+    domain 0 may be absent)."""
+    return schema.STEP in record and any(schema.env_in_acc(env) in record for env in schema.evaluated_envs(record))
+
 
 ModeFields = tuple[tuple[str, Any], ...]
 
@@ -257,7 +266,8 @@ class RunSet:
 
 
 def read_results_file(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    """Complete JSON lines of one results.jsonl; a torn or corrupt line is skipped."""
+    """Complete JSON lines of one results.jsonl; a torn or corrupt line, or one that breaks the
+    results schema (``record_check``), is skipped with a warning naming the file and line."""
     records = []
     try:
         text = path.read_text(encoding="utf-8")
@@ -272,10 +282,14 @@ def read_results_file(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             warnings.append(f"{path}:{number}: incomplete JSON line skipped")
             continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
+        if not isinstance(record, dict):
             warnings.append(f"{path}:{number}: not a JSON object; line skipped")
+            continue
+        problem = record_problem(record)
+        if problem:
+            warnings.append(f"{path}:{number}: {problem}; line skipped")
+            continue
+        records.append(record)
     return records
 
 
@@ -296,10 +310,10 @@ def run_from_records(
         return None
     usable = []
     for record in records:
-        if all(key in record for key in USABLE_KEYS):
+        if is_usable(record):
             usable.append(record)
     if not usable:
-        warnings.append(f"{path}: no record has step/env0_in_acc/env0_out_acc; run skipped")
+        warnings.append(f"{path}: no record has step and env{{i}}_in_acc/env{{i}}_out_acc; run skipped")
         return None
     if not source:
         dgsamp_keys = (schema.CUM_TRAIN_FLOPS, schema.EPOCH_KIND)
@@ -309,10 +323,20 @@ def run_from_records(
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under (or equal to) ``root`` that holds a results.jsonl."""
+    """Every directory under (or equal to) ``root`` that holds a results.jsonl, following
+    symbolic links to directories (each real directory is visited once, so a link cycle ends)."""
     if (root / RESULTS_FILE).is_file():
         return [root]
-    return sorted(path.parent for path in root.rglob(RESULTS_FILE) if path.is_file())
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        if RESULTS_FILE in files and (Path(folder) / RESULTS_FILE).is_file():
+            found.append(Path(folder))
+    return sorted(found)
 
 
 def load_runs(paths: Iterable[str | Path]) -> RunSet:
@@ -373,7 +397,7 @@ def load_wandb_runs(project: str, api: Any = None) -> RunSet:
         hparams = config.pop(schema.HPARAMS, {}) or {}
         records = []
         for row in wandb_run.scan_history():
-            if schema.env_in_acc(0) in row and schema.STEP in row:
+            if is_usable(row):
                 records.append({**row, schema.ARGS: config, schema.HPARAMS: hparams})
         done = getattr(wandb_run, "state", "") == "finished"
         run = run_from_records(f"wandb:{project}/{wandb_run.id}", records, done,
@@ -381,7 +405,7 @@ def load_wandb_runs(project: str, api: Any = None) -> RunSet:
         if run is not None:
             result.runs.append(run)
     if not result.runs:
-        raise UserError(f"no runs with env0_in_acc history found in W&B project '{project}'")
+        raise UserError(f"no runs with env{{i}}_in_acc history found in W&B project '{project}'")
     return result
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -25,9 +23,9 @@ import time
 from pathlib import Path
 
 from dgsamp.utils.atomic import atomic_write_json
+from dgsamp.utils.dir_lock import LOCK_FILE, DirLock
 
 JOB_RECORD = "job.json"
-LOCK_FILE = ".lock"
 LAUNCH_LOG = "launches.jsonl"
 DONE_MARKER = "done"
 
@@ -44,43 +42,7 @@ def job_id_of(argv: tuple[str, ...] | list[str]) -> str:
     return hashlib.sha256(json.dumps(list(argv)).encode("utf-8")).hexdigest()[:20]
 
 
-class JobLock:
-    """An exclusive, non-blocking ``flock`` on ``job_dir/.lock``.
-
-    The kernel drops the lock when every descriptor of it is closed, so a killed worker
-    never leaves a stale lock. The descriptor may be inherited by the training process
-    (``pass_fds``): the job then stays locked while either of them is alive.
-    """
-
-    def __init__(self, job_dir: Path) -> None:
-        self.path = Path(job_dir) / LOCK_FILE
-        self.fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                return False
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-        self.fd = fd
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> JobLock:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+JobLock = DirLock  # the job's lock is its run directory's lock: ``dgsamp train`` takes the same one
 
 
 def is_locked(job_dir: Path) -> bool:

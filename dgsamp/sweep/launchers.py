@@ -21,6 +21,7 @@ from typing import Any
 
 from dgsamp.errors import UserError
 from dgsamp.sweep.jobs import DONE_MARKER, JobLock, log_launch
+from dgsamp.utils.dir_lock import INHERITED_FD_VAR
 
 POLL_SECONDS = 0.2
 
@@ -75,13 +76,14 @@ def visible_gpus() -> list[str]:
 def start_train_process(
     job: PlannedJob, lock: JobLock, launcher: str, gpu: str | None = None, threads: int | None = None
 ) -> subprocess.Popen:
-    """Start the training process; it inherits the lock, so the job stays locked while it lives."""
-    env = dict(os.environ)
+    """Start the training process; it inherits the lock (named in ``DGSAMP_LOCK_FD``, so
+    ``dgsamp train`` knows it holds it), and the job stays locked while it lives."""
+    assert lock.fd is not None
+    env = {**os.environ, INHERITED_FD_VAR: str(lock.fd)}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     if threads is not None and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
-    assert lock.fd is not None
     with open(job.job_dir / "out.txt", "ab") as out, open(job.job_dir / "err.txt", "ab") as err:
         process = subprocess.Popen(
             train_command(job.argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
