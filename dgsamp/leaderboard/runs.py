@@ -17,12 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.record_check import record_problem
 from dgsamp.leaderboard.run_protocol import run_backbone, run_protocol
 from dgsamp.tracking import schema
 from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, ensemble_of
@@ -264,7 +266,8 @@ class RunSet:
 
 
 def read_results_file(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    """Complete JSON lines of one results.jsonl; a torn or corrupt line is skipped."""
+    """Complete JSON lines of one results.jsonl; a torn or corrupt line, or one that breaks the
+    results schema (``record_check``), is skipped with a warning naming the file and line."""
     records = []
     try:
         text = path.read_text(encoding="utf-8")
@@ -279,10 +282,14 @@ def read_results_file(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             warnings.append(f"{path}:{number}: incomplete JSON line skipped")
             continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
+        if not isinstance(record, dict):
             warnings.append(f"{path}:{number}: not a JSON object; line skipped")
+            continue
+        problem = record_problem(record)
+        if problem:
+            warnings.append(f"{path}:{number}: {problem}; line skipped")
+            continue
+        records.append(record)
     return records
 
 
@@ -316,10 +323,20 @@ def run_from_records(
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under (or equal to) ``root`` that holds a results.jsonl."""
+    """Every directory under (or equal to) ``root`` that holds a results.jsonl, following
+    symbolic links to directories (each real directory is visited once, so a link cycle ends)."""
     if (root / RESULTS_FILE).is_file():
         return [root]
-    return sorted(path.parent for path in root.rglob(RESULTS_FILE) if path.is_file())
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        if RESULTS_FILE in files and (Path(folder) / RESULTS_FILE).is_file():
+            found.append(Path(folder))
+    return sorted(found)
 
 
 def load_runs(paths: Iterable[str | Path]) -> RunSet:
