@@ -117,6 +117,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None =
     tracking.add_argument("--wandb_entity", default=None)
     tracking.add_argument("--wandb_group", default=None, help="a sweep's runs share a group")
     tracking.add_argument("--wandb_tags", nargs="*", default=[])
+    tracking.add_argument("--keep_checkpoints", choices=("none", "selected"), default="none",
+                          help="selected: also keep the weights of the model training-domain validation "
+                          "selects (selected_model.pt), which `dgsamp adapt` needs")
 
     add_hparam_arguments(parser, algorithm)
 

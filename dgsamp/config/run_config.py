@@ -33,6 +33,7 @@ from dgsamp.registry import MODES
 NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
     "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "energy", "hparams", "plugin", "device",
+    "keep_checkpoints",
 }
 
 
@@ -110,6 +111,7 @@ class TrackingConfig:
     wandb_entity: str | None
     wandb_group: str | None
     wandb_tags: tuple[str, ...]
+    keep_checkpoints: str  # "none", or "selected": keep the selected model's weights (selected_model.pt)
 
 
 PARTS = {"data": DataConfig, "model": ModelConfig, "schedule": ScheduleConfig, "system": SystemConfig,
@@ -123,6 +125,7 @@ ARG_ORDER = (
     "eval_augmentation", "output_dir", "no_resume", "plugin", "pretrained", "pretrained_file", "freeze_bn",
     "resolution", "device", "precision", "data_cache", "num_workers", "eval_batch_size", "deterministic",
     "compile", "progress", "energy", "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags",
+    "keep_checkpoints",
 )
 
 # What a results line written before a setting existed means by its absence.
@@ -135,6 +138,7 @@ RECORD_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "precision": "fp32", "data_cache": "auto", "num_workers": 1, "eval_batch_size": 256, "deterministic": False,
     "compile": False, "progress": "lines", "energy": "none", "wandb": "disabled", "wandb_project": "dgsamp",
     "wandb_entity": None, "wandb_group": None, "wandb_tags": (),
+    "keep_checkpoints": "none",
 })
 
 

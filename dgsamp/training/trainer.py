@@ -43,6 +43,7 @@ from dgsamp.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from dgsamp.training.crashpoints import pause_here
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.training.progress import Progress
+from dgsamp.training.selected_model import keep_if_selected
 from dgsamp.utils.atomic import (
     atomic_write,
     atomic_write_json,
@@ -74,6 +75,7 @@ class Trainer:
         self.records: list[dict[str, Any]] = []
         self.epoch = 0
         self.step = 0
+        self.last_evaluated: torch.nn.Module | None = None  # the model the latest record reports
 
     # ----------------------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
@@ -84,6 +86,9 @@ class Trainer:
                 record = self.run_epoch(EpochPlan(epoch), progress)
                 self.records.append(record)
                 self.epoch = epoch
+                if self.config.tracking.keep_checkpoints == "selected":
+                    keep_if_selected(self.run_dir, self.records, self.last_evaluated, self.config.job_id,
+                                     self.config.data.test_envs)
                 atomic_write_jsonl(self.run_dir / "results.jsonl", self.records)
                 save_checkpoint(self.run_dir, self.checkpoint())
                 self.wandb.log_epoch(record)
@@ -138,6 +143,7 @@ class Trainer:
         )
 
     def evaluate_model(self, model: torch.nn.Module) -> Evaluation:
+        self.last_evaluated = model
         evaluation = evaluate(model, self.data.eval_splits, self.eval_transform, self.config.system.eval_batch_size,
                               self.autocast, self.config.data.test_envs, self.augmented_eval_transforms())
         if self.config.data.task == schema.DOMAIN_ADAPTATION:
