@@ -18,7 +18,7 @@ from dgsamp.data.domain_tensors import DomainTensors
 from dgsamp.scores import deep_embedded_validation, soft_neighborhood_density
 from dgsamp.tracking import schema
 from dgsamp.training.adaptation_scores import adaptation_scores, subsample
-from tests.helpers import read_results, train_in_process
+from tests.helpers import REPO, read_results, train_in_process
 
 SCORE_KEYS = ("source_val_acc", "target_entropy", "target_im", "target_snd", "target_dev")
 
@@ -118,3 +118,8 @@ def test_a_da_run_records_finite_scores_and_a_dg_run_none(tmp_path):
     assert train_in_process(dg, "--test_envs", "3", "--algorithm", "DANN", "--epochs", "1") == 0
     assert all(not set(SCORE_KEYS) & set(record) for record in read_results(dg))
     assert set(SCORE_KEYS) == set(schema.ADAPTATION_SCORE_KEYS)
+
+
+def test_results_format_documents_every_score_key():
+    docs = (REPO / "docs" / "results-format.md").read_text()
+    assert all(f"| `{key}` |" in docs for key in schema.ADAPTATION_SCORE_KEYS)
