@@ -78,6 +78,7 @@ class ADDA(Algorithm):
         "grl_max_iters": HParam(1000, lambda r: 1000, "N of the GRL warm start (tllib: 1000)", minimum=0),
     }
     ADAPTS_TO_UNLABELED = True
+    NEEDS_TARGET = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)

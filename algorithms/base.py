@@ -35,6 +35,10 @@ class Algorithm(nn.Module):
     """True when ``update`` uses the unlabeled target batches of domain adaptation (DANN,
     CDANN, CORAL, MMD); the trainer feeds them only to such algorithms."""
 
+    NEEDS_TARGET: ClassVar[bool] = False
+    """True when the method cannot train without target batches (tllib's DA methods): a run
+    without a target domain is refused before any work."""
+
     flops_cycle: ClassVar[int] = 1
     """Update steps after which the op pattern (and so the FLOPs per step) repeats; the
     trainer meters FLOPs over this many steps. DANN alternating: ``d_steps_per_g_step + 1``."""
@@ -79,9 +83,20 @@ class Algorithm(nn.Module):
         return self.classifier(self.featurizer(x))
 
     def default_optimizer(self, parameters=None) -> torch.optim.Optimizer:
-        """DomainBed's Adam (``lr``, ``weight_decay`` from the hparams) over ``parameters``,
-        by default every parameter of the algorithm in registration order."""
-        return make_optimizer(parameters if parameters is not None else self.parameters(), self.hparams)
+        """The protocol's optimizer over ``parameters`` (by default every parameter of the
+        algorithm, in registration order): DomainBed's Adam, or tllib's SGD where the hparam
+        ``optimizer`` says ``sgd``. ``backbone_lr_mult`` != 1 puts the backbone's parameters
+        (``featurizer.backbone`` when a bottleneck wraps it, else the whole featurizer) in a
+        group of their own at that multiple of ``lr``, as tllib's ``get_parameters`` does."""
+        parameters = list(parameters if parameters is not None else self.parameters())
+        multiple = float(self.hparams.get("backbone_lr_mult", 1.0))
+        if multiple == 1.0:
+            return make_optimizer(parameters, self.hparams)
+        backbone = getattr(self.featurizer, "backbone", self.featurizer)
+        in_backbone = {id(p) for p in backbone.parameters()}
+        groups = [{"params": [p for p in parameters if id(p) in in_backbone], "lr": self.hparams["lr"] * multiple},
+                  {"params": [p for p in parameters if id(p) not in in_backbone]}]
+        return make_optimizer([g for g in groups if g["params"]], self.hparams)
 
     def step(self, loss: Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
         """One gradient step on ``loss``: zero the gradients, backpropagate, step ``optimizer``
@@ -121,18 +136,24 @@ def make_optimizer(
     weight_decay: float | None = None,
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Optimizer:
-    """Adam as in DomainBed, fused when every parameter lives on a CUDA device.
+    """The hparams' optimizer: Adam as in DomainBed (fused when every parameter lives on a CUDA
+    device), or, with ``optimizer`` = ``sgd``, SGD with ``momentum`` and ``nesterov`` (tllib).
 
+    ``parameters``: tensors, or parameter groups (dicts with ``params`` and maybe ``lr``).
     ``lr`` / ``weight_decay`` default to ``hparams["lr"]`` / ``hparams["weight_decay"]``;
     adversarial algorithms pass their own (DANN: ``lr_d``, ``weight_decay_d``, betas
     ``(beta1, 0.9)``).
     """
-    parameters = [p for p in parameters if p.requires_grad]
-    fused = bool(parameters) and all(p.is_cuda for p in parameters)
-    return torch.optim.Adam(
-        parameters,
-        lr=hparams["lr"] if lr is None else lr,
-        weight_decay=hparams["weight_decay"] if weight_decay is None else weight_decay,
-        betas=betas,
-        fused=fused or None,
-    )
+    items = list(parameters)
+    if items and isinstance(items[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in items]
+        tensors = [p for g in groups for p in g["params"]]
+    else:
+        groups = tensors = [p for p in items if p.requires_grad]
+    lr = hparams["lr"] if lr is None else lr
+    weight_decay = hparams["weight_decay"] if weight_decay is None else weight_decay
+    if hparams.get("optimizer", "adam") == "sgd":
+        return torch.optim.SGD(groups, lr=lr, weight_decay=weight_decay, momentum=hparams["momentum"],
+                               nesterov=bool(hparams["nesterov"]))
+    fused = bool(tensors) and all(p.is_cuda for p in tensors)
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, betas=betas, fused=fused or None)

@@ -8,8 +8,8 @@ Linear(1024, 1) → Sigmoid) on the source and target features concatenated, R t
 warm-start gradient reversal (λ_R from 0 towards 1 over ~1,000s of steps), both in
 ``tllib_discriminator.py``; one optimiser steps featurizer, classifier and D together.
 λ = ``trade_off`` (tllib's ``--trade-off``, 1.0). DomainBed's DANN (``dann.py``:
-alternating steps, an MLP over domain labels, Adam betas (0.5, 0.9)) is a different recipe;
-this class is not registered here, the protocol presets decide which one a name runs.
+alternating steps, an MLP over domain labels, Adam betas (0.5, 0.9)) is a different recipe:
+``--protocol tllib`` runs this class (registered as DANN_tllib) for the name DANN.
 
 Training modes: a GradSamp epoch samples every parameter, the discriminator's included;
 the GRL's step counter is a buffer and does not move.
@@ -24,10 +24,12 @@ from torch import Tensor
 
 from dgsamp.algorithms.tllib_adaptation import TllibAdaptation, trade_off
 from dgsamp.algorithms.tllib_discriminator import DomainAdversarialLoss, DomainDiscriminator
+from dgsamp.registry import register_algorithm
 
 TLLIB_DANN_HPARAMS = {"trade_off": trade_off(1.0, "λ of the adversarial term (tllib's --trade-off)")}
 
 
+@register_algorithm("DANN_tllib")
 class TllibDANN(TllibAdaptation):
     """Domain-adversarial training with tllib's discriminator, loss and warm-start GRL."""
 

@@ -87,6 +87,7 @@ class MCD(Algorithm):
         ),
     }
     ADAPTS_TO_UNLABELED = True
+    NEEDS_TARGET = True
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)

@@ -44,6 +44,7 @@ class TllibAdaptation(Algorithm):
     """L = CE on the sources + Σ_k λ_k T_k, one optimiser step over every parameter."""
 
     ADAPTS_TO_UNLABELED = True
+    NEEDS_TARGET = True
 
     SEPARATE_TARGET_PASS: ClassVar[bool] = False
     """True: the featurizer runs on x_s and x_t separately (tllib's DAN script), so its

@@ -22,6 +22,9 @@ class MultiDomainDataset:
     """Leaderboard column names, one per environment (DomainBed's table headers, e.g.
     PACS's "A", "C", "P", "S"). A subclass that sets ``ENVIRONMENTS`` without them gets a
     copy of ``ENVIRONMENTS``; one that sets neither inherits both."""
+    TASK_SHORT_NAMES: ClassVar[list[str]] = []
+    """The domains' names in DA task labels as tllib's tables write them (Office-Home's
+    "Ar", "Cl", "Pr", "Rw"; DomainNet's "c", "i", ...); empty: ENVIRONMENT_SHORT_NAMES."""
     IS_IMAGE: ClassVar[bool] = True
     SMALL_IMAGES: ClassVar[bool] = False  # DomainBed's hparam defaults for MNIST-size inputs
     DEFAULT_BACKBONE: ClassVar[str] = "resnet50"

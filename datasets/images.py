@@ -187,6 +187,7 @@ class OfficeHome(ImageFolderMultiDomain):
     DATASET_DIR = "office_home"
     ENVIRONMENTS = ["Art", "Clipart", "Product", "Real World"]
     ENVIRONMENT_SHORT_NAMES = ["A", "C", "P", "R"]
+    TASK_SHORT_NAMES = ["Ar", "Cl", "Pr", "Rw"]  # tllib's Office-Home tables
     HOW_TO_GET = f"{DOMAINBED_DOWNLOAD} or https://www.hemanthdv.org/officeHomeDataset.html"
 
 
@@ -210,6 +211,7 @@ class DomainNet(ImageFolderMultiDomain):
     DATASET_DIR = "domain_net"
     ENVIRONMENTS = ["clipart", "infograph", "painting", "quickdraw", "real", "sketch"]
     ENVIRONMENT_SHORT_NAMES = ["clip", "info", "paint", "quick", "real", "sketch"]
+    TASK_SHORT_NAMES = ["c", "i", "p", "q", "r", "s"]  # tllib's DomainNet tables
     CHECKPOINT_FREQ = 1000
     HOW_TO_GET = f"{DOMAINBED_DOWNLOAD} or http://ai.bu.edu/M3SDA/"
 

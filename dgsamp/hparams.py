@@ -152,10 +152,29 @@ COMMON_HPARAMS: dict[str, HParam] = {
         "classifier D -> D/2 -> D/4 -> K with ReLUs instead of one linear layer",
     ),
     "lr_schedule": HParam(
-        "constant", lambda r: "constant", "constant or cosine over all steps",
-        choices=("constant", "cosine"),
+        "constant", lambda r: "constant",
+        "constant, cosine over all steps, or inverse_decay: lr * (1 + lr_gamma * step) ** -lr_decay (tllib)",
+        choices=("constant", "cosine", "inverse_decay"),
     ),
+    # tllib's optimisation (--protocol tllib); the defaults are DomainBed's Adam and change nothing
+    "optimizer": HParam("adam", lambda r: "adam", "adam (DomainBed) or sgd (tllib)", choices=("adam", "sgd")),
+    "momentum": HParam(0.9, lambda r: 0.9, "SGD momentum (optimizer sgd)", minimum=0, maximum=1,
+                       exclusive_maximum=True),
+    "nesterov": HParam(True, lambda r: True, "SGD with Nesterov momentum (optimizer sgd)"),
+    "backbone_lr_mult": HParam(1.0, lambda r: 1.0, "the backbone's lr as a multiple of lr (tllib: 0.1)",
+                               minimum=0, exclusive_minimum=True),
+    "lr_gamma": HParam(0.001, lambda r: 0.001, "inverse_decay's gamma", minimum=0),
+    "lr_decay": HParam(0.75, lambda r: 0.75, "inverse_decay's exponent", minimum=0),
 }
+
+NEUTRAL_HPARAMS = {"optimizer": "adam", "momentum": 0.9, "nesterov": True, "backbone_lr_mult": 1.0,
+                   "lr_gamma": 0.001, "lr_decay": 0.75}
+"""Hparams added after runs existed, at values that change nothing: left out of a job id
+(``RunConfig.job_id``), so the ids, and the run directories they name, stay valid."""
+
+DEPENDENT_HPARAMS = {"momentum": ("optimizer", "sgd"), "nesterov": ("optimizer", "sgd"),
+                     "lr_gamma": ("lr_schedule", "inverse_decay"), "lr_decay": ("lr_schedule", "inverse_decay")}
+"""Hparams that act only when another has a value: given otherwise, they are refused."""
 
 
 def hparam_specs(algorithm_class: type) -> dict[str, HParam]:

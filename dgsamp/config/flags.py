@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from dgsamp.backbones.bottleneck import BOTTLENECK_KINDS
 from dgsamp.backbones.factory import PRETRAINED_CHOICES
 from dgsamp.config.hparam_flags import add_hparam_arguments, all_hparam_specs, parse_bool
 from dgsamp.config.presets import DEFAULT_PROTOCOL, PROTOCOLS
@@ -29,9 +30,17 @@ def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None =
     run.add_argument("--data_dir", default=None, help="folder holding the dataset in DomainBed's layout")
     run.add_argument("--algorithm", default="ERM", help="registered algorithm (dgsamp list algorithms)")
     run.add_argument("--backbone", default=None, help="timm model name or registered backbone; default: the dataset's")
-    run.add_argument("--test_envs", type=int, nargs="+", default=[0], help="indices of the held-out test domains")
-    run.add_argument("--task", choices=TASKS, default="domain_generalization",
-                     help="domain_adaptation also feeds unlabeled batches from the test domains' in-splits")
+    run.add_argument("--test_envs", type=int, nargs="+", default=None,
+                     help="indices of the held-out test domains (default 0)")
+    run.add_argument("--task", choices=TASKS, default=None,
+                     help="domain_adaptation also feeds unlabeled batches from the test domains' in-splits "
+                     "(default domain_generalization; --source/--target imply domain_adaptation)")
+    run.add_argument("--source", nargs="+", default=None, metavar="DOMAIN",
+                     help="DA: labelled source domain(s), by name, short name or index (e.g. A or amazon); "
+                     "default with --target: every other domain")
+    run.add_argument("--target", nargs="+", default=None, metavar="DOMAIN",
+                     help="DA: unlabeled target domain(s): their training split feeds the adaptation, "
+                     "accuracy is reported on them")
     run.add_argument("--hparams", default=None, help='JSON dict of hparam overrides, e.g. \'{"lr": 1e-4}\'')
     run.add_argument("--hparams_seed", type=int, default=0, help="0: defaults; other: a seeded random draw")
     run.add_argument("--trial_seed", type=int, default=0, help="seeds the in/out split (DomainBed)")
@@ -41,7 +50,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None =
     run.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
                      help="preset of every protocol setting below (docs/protocol.md); flags given "
                      "explicitly win. domainbed2020: DomainBed's published tables; domainbed2024: "
-                     "DomainBed since ERM++; dgsamp: epochs, joint passes, clean evaluation")
+                     "DomainBed since ERM++; dgsamp: epochs, joint passes, clean evaluation; tllib: tllib's DA recipe")
     run.add_argument("--steps", type=int, default=None,
                      help="training length in updates, evaluated as DomainBed does (every --checkpoint_freq "
                      "steps); default under the domainbed presets: the dataset's N_STEPS (5001)")
@@ -81,6 +90,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None =
                        help="keep BatchNorm statistics frozen (--freeze_bn or --freeze_bn true/false; "
                        "default: the protocol's)")
     model.add_argument("--resolution", type=int, default=None, help="square input side; default: the backbone's")
+    model.add_argument("--bottleneck", choices=BOTTLENECK_KINDS, default=None,
+                       help="layers between the featurizer and the classifier (tllib's bottleneck); "
+                       "default: the protocol's (none, except --protocol tllib)")
+    model.add_argument("--bottleneck_width", type=int, default=None, help="the bottleneck's width (default 256)")
 
     system = parser.add_argument_group("system")
     system.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -19,89 +19,61 @@ docs/protocol.md renders :data:`PROTOCOLS` as a table; a test keeps the two in s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
+from dgsamp.config.preset import DGSAMP, Protocol, Setting, Source
+from dgsamp.config.tllib_preset import TLLIB_PROTOCOL
 from dgsamp.errors import UserError
 
-REPO = "facebookresearch/DomainBed"
 COMMIT_2020 = "7df6f06a6f9062284812a3f174c306218932c5e4"  # code of the 2020-10-06 result tables
 COMMIT_2024 = "3dfdc8effc4da6e4df763765755f588f02139302"  # "Release ERM++ (#1)", 2024-07-25
 COMMIT_LAST_STEP = "ed96f0f139fda90af1d24e2c2c817509bf1d0d9f"  # "Evaluating on the last step too"
 COMMIT_UDA = "b953488d4dcfcc76427f07958b133b87d24a48e5"  # "Added support for unsupervised domain adaptation."
 
 DOMAINBED_PROTOCOLS = ("domainbed2020", "domainbed2024")
+DA_PROTOCOLS = ("tllib",)
 DEFAULT_PROTOCOL = "domainbed2020"
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a setting comes from: ``file`` at ``commit`` of DomainBed (``what`` inside it)."""
-
-    file: str
-    commit: str
-    what: str
-
-    def __str__(self) -> str:
-        return f"{REPO} {self.file} @ {self.commit[:7]} ({self.what})"
-
-
-DGSAMP = "dgsamp"  # the source of dgsamp's own choices
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One protocol setting: a value, or ``rule(dataset_class) -> value``, and its source."""
-
-    value: Any
-    source: Source | str
-    note: str = ""
-
-    def resolve(self, dataset_class: type) -> Any:
-        return self.value(dataset_class) if callable(self.value) else self.value
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A named preset. ``settings`` keys are RunConfig fields (flags) or protocol-only keys."""
-
-    name: str
-    summary: str
-    settings: Mapping[str, Setting]
-
-    def resolve(self, dataset_class: type) -> dict[str, Any]:
-        """Every setting's value for ``dataset_class`` (a registered dataset class)."""
-        return {name: setting.resolve(dataset_class) for name, setting in self.settings.items()}
-
-
-def _resnet50(tag: str) -> Callable[[type], str]:
-    def rule(dataset_class: type) -> str:
+def _resnet50(tag: str) -> Callable[[type, str], str]:
+    def rule(dataset_class: type, algorithm: str = "") -> str:
         return dataset_class.FIXED_BACKBONE or f"resnet50.{tag}"
 
     rule.__doc__ = f"the dataset's FIXED_BACKBONE (MNIST CNN, PACSMini's lite0), else resnet50.{tag}"
     return rule
 
 
-def _n_steps(dataset_class: type) -> int:
+def _n_steps(dataset_class: type, algorithm: str = "") -> int:
     """the dataset's N_STEPS"""
     return int(dataset_class.N_STEPS)
 
 
-def _checkpoint_freq(dataset_class: type) -> int:
+def _checkpoint_freq(dataset_class: type, algorithm: str = "") -> int:
     """the dataset's CHECKPOINT_FREQ"""
     return int(dataset_class.CHECKPOINT_FREQ)
 
 
-def _dgsamp_backbone(dataset_class: type) -> str:
+def _dgsamp_backbone(dataset_class: type, algorithm: str = "") -> str:
     """the dataset's DEFAULT_BACKBONE"""
     return str(dataset_class.DEFAULT_BACKBONE)
+
+
+def _no_extras(source: Source | str) -> dict[str, Setting]:
+    """The settings only tllib's preset uses, at values that change nothing."""
+    return {
+        "steps_per_epoch": Setting(None, source, "one pass over the largest training domain (epoch mode)"),
+        "bottleneck": Setting("none", source, "the classifier reads the featurizer's output"),
+        "bottleneck_width": Setting(0, source),
+        "implementation": Setting(None, source, "every algorithm name is its own implementation"),
+        "hparams": Setting({}, source, "the hparams registry's defaults"),
+    }
 
 
 def _domainbed(commit: str, last_step: Setting, backbone: Setting, freeze_bn: Setting) -> dict[str, Setting]:
     datasets, train = "domainbed/datasets.py", "domainbed/scripts/train.py"
     algorithms = "domainbed/algorithms.py"
     return {
+        **_no_extras(Source("domainbed/networks.py", commit, "Featurizer -> Classifier")),
         "steps": Setting(_n_steps, Source(datasets, commit, "MultipleDomainDataset.N_STEPS = 5001"),
                          "5,001 steps for every DomainBed dataset"),
         "epochs": Setting(None, Source(train, commit, "--steps: DomainBed counts steps, not epochs")),
@@ -183,8 +155,10 @@ PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({
                 "--uda_holdout_fraction > 0 carves DomainBed's uda split instead"),
             "hparams_registry": Setting("domainbed", Source("domainbed/hparams_registry.py", COMMIT_2024,
                                                             "names, defaults, search spaces"), "as DomainBed"),
+            **_no_extras(DGSAMP),
         },
     ),
+    "tllib": TLLIB_PROTOCOL,
 })
 
 
@@ -213,6 +187,11 @@ SETTING_NAMES = {
     "eval_augmentation": "evaluation of training domains",
     "unlabeled_split": "DA unlabeled data",
     "hparams_registry": "hyperparameters",
+    "steps_per_epoch": "epoch length (steps)",
+    "bottleneck": "bottleneck after the featurizer",
+    "bottleneck_width": "bottleneck width",
+    "implementation": "implementation of the algorithm name",
+    "hparams": "hparams the preset sets",
 }
 
 
@@ -228,6 +207,7 @@ def markdown_table() -> str:
     names = list(PROTOCOLS)
     lines = [f"| setting (flag) | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
     for key, label in SETTING_NAMES.items():
-        flag = f" (`--{key}`)" if key not in ("evaluate_last_step", "unlabeled_split", "hparams_registry") else ""
+        flag = f" (`--{key}`)" if key not in ("evaluate_last_step", "unlabeled_split", "hparams_registry",
+                                              "implementation", "hparams") else ""
         lines.append(f"| {label}{flag} | " + " | ".join(cell(PROTOCOLS[n].settings[key]) for n in names) + " |")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dgsamp.config.presets import Protocol
 from dgsamp.config.schedule import evaluation_steps
 from dgsamp.errors import UserError
 from dgsamp.registry import BACKBONES
@@ -46,22 +45,27 @@ class ProtocolSettings:
     eval_augmentation: str
     uda_holdout_fraction: float
     unlabeled_split: str
+    bottleneck: str
+    bottleneck_width: int
+    implementation: str | None
 
 
 def resolve_protocol(
-    protocol: Protocol, args: Mapping[str, Any], dataset_class: type, algorithm_class: type,
+    name: str, preset: Mapping[str, Any], args: Mapping[str, Any], dataset_class: type, algorithm_class: type,
     hparams: Mapping[str, Any],
 ) -> ProtocolSettings:
-    """Apply the preset ``protocol`` for this dataset, then the explicit flags; check."""
-    preset = protocol.resolve(dataset_class)
-    given = {name: args.get(name) for name in preset if args.get(name) is not None}
+    """The preset's values ``preset`` (resolved for this dataset and algorithm), then the
+    explicit flags; check."""
+    given = {key: args.get(key) for key in preset if args.get(key) is not None}
     steps, freq, epochs = _training_length(args, preset, given, dataset_class)
     backbone = given.get("backbone", preset["backbone"])
     uda = _uda_holdout_fraction(args, preset["unlabeled_split"])
+    bottleneck, width = _bottleneck(given, preset)
     return ProtocolSettings(
-        protocol=protocol.name, steps=steps, checkpoint_freq=freq,
+        protocol=name, steps=steps, checkpoint_freq=freq,
         evaluate_last_step=bool(preset["evaluate_last_step"]), epochs=epochs,
-        steps_per_epoch=args.get("steps_per_epoch"), backbone=backbone,
+        steps_per_epoch=None if steps is not None else given.get("steps_per_epoch", preset["steps_per_epoch"]),
+        backbone=backbone, bottleneck=bottleneck, bottleneck_width=width, implementation=preset["implementation"],
         freeze_bn=_freeze_bn(given, preset, backbone),
         featurizer_passes=_featurizer_passes(given, preset, algorithm_class),
         eval_augmentation=_eval_augmentation(given, preset, dataset_class, hparams),
@@ -93,6 +97,20 @@ def _training_length(
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     return None, None, epochs
+
+
+def _bottleneck(given: Mapping[str, Any], preset: Mapping[str, Any]) -> tuple[str, int]:
+    """(kind, width): ``--bottleneck_width`` acts only with a bottleneck; 256 when one is asked for
+    without a width."""
+    kind = given.get("bottleneck", preset["bottleneck"])
+    if kind == "none":
+        if "bottleneck_width" in given:
+            raise UserError("--bottleneck_width has no effect without a bottleneck; drop it or add --bottleneck bn_relu")
+        return kind, 0
+    width = int(given.get("bottleneck_width", preset["bottleneck_width"] or 256))
+    if width < 1:
+        raise UserError(f"--bottleneck_width must be at least 1, got {width}")
+    return kind, width
 
 
 def _freeze_bn(given: Mapping[str, Any], preset: Mapping[str, Any], backbone: str) -> bool:

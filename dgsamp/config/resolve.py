@@ -20,13 +20,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dgsamp.config.domains import resolve_domains
 from dgsamp.config.flags import all_hparam_specs, mode_option_names
 from dgsamp.config.mode_options import resolve_mode_options
 from dgsamp.config.presets import get_protocol
 from dgsamp.config.protocol import resolve_protocol
 from dgsamp.config.run_config import RunConfig
 from dgsamp.errors import UserError
-from dgsamp.hparams import check_hparams, coerce, hparam_specs, resolve_hparams
+from dgsamp.hparams import DEPENDENT_HPARAMS, check_hparams, coerce, hparam_specs, resolve_hparams
 from dgsamp.modes.base import RunShape, check_modes_combine
 from dgsamp.registry import ALGORITHMS, DATASETS, MODES
 from dgsamp.utils.seeding import seed_hash
@@ -41,29 +42,41 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     hparam_names, option_names = set(all_hparam_specs()), mode_option_names()
     args = {k: v for k, v in raw.items() if k not in hparam_names and k not in option_names}
     dataset_class = DATASETS.get(args["dataset"])
-    algorithm_class = ALGORITHMS.get(args["algorithm"])
+    ALGORITHMS.get(args["algorithm"])  # an unknown name: one line listing the known ones
+    domains = resolve_domains(dataset_class, args["test_envs"], args["source"], args["target"], args["task"])
+    args.update(test_envs=list(domains.test_envs), task=domains.task)
     _check_run_flags(args, list(dataset_class.ENVIRONMENTS))
-
-    preset = get_protocol(args["protocol"])  # 1
-    registry = preset.settings["hparams_registry"].value  # 2
     from_json = _parse_hparams_json(args["hparams"])
-    specs = hparam_specs(algorithm_class)  # a bad JSON value is refused even where a flag replaces it
-    check_hparams({k: coerce(k, v, specs[k].type) for k, v in from_json.items() if k in specs}, specs)
-    overrides = {**from_json, **{k: v for k, v in raw.items() if k in hparam_names and v is not None}}
-    hparams = resolve_hparams(  # 3: checks every value against its HParam's range
-        algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], overrides,
-        trial_seed=args["trial_seed"], dataset=args["dataset"], registry=registry, algorithm=args["algorithm"],
-    )
-    protocol = resolve_protocol(preset, args, dataset_class, algorithm_class, hparams)  # 4 and 5
+    flags = {k: v for k, v in raw.items() if k in hparam_names and v is not None}
 
-    test_envs = tuple(sorted(args["test_envs"]))
+    protocol = get_protocol(args["protocol"])  # 1: the preset, for this dataset and algorithm
+    preset = protocol.resolve(dataset_class, args["algorithm"])
+    implementation = preset["implementation"] or args["algorithm"]
+    algorithm_class = ALGORITHMS.get(implementation)
+    if algorithm_class.NEEDS_TARGET and domains.task != "domain_adaptation":
+        raise UserError(f"{args['algorithm']} adapts to unlabeled target data: give --source and --target "
+                        "(or --task domain_adaptation with --test_envs)")
+    specs = hparam_specs(algorithm_class)
+    # 2 and 3: the registry's defaults or draws, the preset's hparams, --hparams JSON, hparam flags;
+    # a bad JSON value is refused even where a flag replaces it
+    check_hparams({k: coerce(k, v, specs[k].type) for k, v in from_json.items() if k in specs}, specs)
+    fixed = {k: v for k, v in preset["hparams"].items() if k in specs}
+    hparams = resolve_hparams(
+        algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], {**fixed, **from_json, **flags},
+        trial_seed=args["trial_seed"], dataset=args["dataset"], registry=preset["hparams_registry"],
+        algorithm=args["algorithm"],
+    )
+    _check_dependent_hparams({**from_json, **flags}, hparams)
+    settings = resolve_protocol(protocol.name, preset, args, dataset_class, algorithm_class, hparams)  # 4, 5
+
     seed = args["seed"]
     if seed is None:  # as DomainBed's sweeps derive it
-        seed = seed_hash(args["dataset"], args["algorithm"], list(test_envs), args["hparams_seed"], args["trial_seed"])
-    shape = RunShape(protocol.epochs, seed)
+        seed = seed_hash(args["dataset"], args["algorithm"], list(domains.test_envs), args["hparams_seed"],
+                         args["trial_seed"])
+    shape = RunShape(settings.epochs, seed)
     modes = {name: resolve_mode_options(MODES.get(name), raw, shape) for name in MODES.in_registration_order()}
     values = {
-        **args, **vars(protocol), "test_envs": test_envs, "seed": seed, "hparams_json": args["hparams"],
+        **args, **vars(settings), **vars(domains), "seed": seed, "hparams_json": args["hparams"],
         "output_dir": args["output_dir"] or "", "plugin": tuple(args["plugin"]),
         "wandb": args["wandb"] or ("online" if os.environ.get("WANDB_SWEEP_ID") else "disabled"),
         "wandb_tags": tuple(args["wandb_tags"]),
@@ -73,6 +86,13 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     if not config.tracking.output_dir:
         config = config.replace("tracking", output_dir=str(Path("runs") / config.job_id))
     return config
+
+
+def _check_dependent_hparams(given: Mapping[str, Any], hparams: Mapping[str, Any]) -> None:
+    """An hparam that acts only when another has a value (``DEPENDENT_HPARAMS``), given without it."""
+    for name, (needs, value) in DEPENDENT_HPARAMS.items():
+        if name in given and hparams.get(needs) != value:
+            raise UserError(f"hparam {name} has no effect unless {needs} is {value}; drop it or set {needs} {value}")
 
 
 def parse_run_config(argv: Sequence[str]) -> RunConfig:

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dgsamp.config.schedule import Schedule, epoch_schedule, step_schedule
+from dgsamp.hparams import NEUTRAL_HPARAMS
 from dgsamp.registry import MODES
 
 # Settings that change no number (or only how it is spelled: the raw --hparams JSON and
@@ -33,6 +34,7 @@ from dgsamp.registry import MODES
 NOT_IN_JOB_ID = {
     "output_dir", "progress", "wandb", "wandb_project", "wandb_entity", "wandb_group",
     "wandb_tags", "no_resume", "num_workers", "eval_batch_size", "energy", "hparams", "plugin", "device",
+    "target", "task_label",  # derived from test_envs, task and source
     "keep_checkpoints",
 }
 
@@ -50,6 +52,9 @@ class DataConfig:
     uda_holdout_fraction: float
     unlabeled_split: str  # "uda" (DomainBed's uda split) or "test_in" (DA: the test in-split)
     eval_augmentation: str  # "train_domains" or "none"
+    source: tuple[int, ...] | None  # DA's labelled domains (--source); None: every non-test domain
+    target: tuple[int, ...] | None  # DA's targets (= test_envs); None in DG
+    task_label: str | None  # DA: "A→W"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class ModelConfig:
     resolution: int | None
     featurizer_passes: str  # "per_domain" or "joint"
     plugin: tuple[str, ...]
+    implementation: str | None  # the registered class the algorithm name stands for (tllib: DANN_tllib)
+    bottleneck: str  # layers between the featurizer and the classifier: none, bn_relu, ...
+    bottleneck_width: int
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ ARG_ORDER = (
     "eval_augmentation", "output_dir", "no_resume", "plugin", "pretrained", "pretrained_file", "freeze_bn",
     "resolution", "device", "precision", "data_cache", "num_workers", "eval_batch_size", "deterministic",
     "compile", "progress", "energy", "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags",
-    "keep_checkpoints",
+    "source", "target", "task_label", "implementation", "bottleneck", "bottleneck_width", "keep_checkpoints",
 )
 
 # What a results line written before a setting existed means by its absence.
@@ -138,8 +146,14 @@ RECORD_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "precision": "fp32", "data_cache": "auto", "num_workers": 1, "eval_batch_size": 256, "deterministic": False,
     "compile": False, "progress": "lines", "energy": "none", "wandb": "disabled", "wandb_project": "dgsamp",
     "wandb_entity": None, "wandb_group": None, "wandb_tags": (),
-    "keep_checkpoints": "none",
+    "source": None, "target": None, "task_label": None, "implementation": None, "bottleneck": "none",
+    "bottleneck_width": 0, "keep_checkpoints": "none",
 })
+
+NEUTRAL_ARGS = {"source": None, "target": None, "task_label": None, "implementation": None, "bottleneck": "none",
+                "bottleneck_width": 0}
+"""Settings added after runs existed, at values that change nothing: left out of the job id
+(as ``NEUTRAL_HPARAMS``), so the ids of earlier runs, and the directories they name, stay valid."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +190,11 @@ class RunConfig:
 
     @property
     def job_id(self) -> str:
-        relevant = {k: v for k, v in self.args.items() if k not in NOT_IN_JOB_ID}
-        text = json.dumps([relevant, dict(self.hparams)], sort_keys=True, default=str)
+        relevant = {k: v for k, v in self.args.items()
+                    if k not in NOT_IN_JOB_ID and not (k in NEUTRAL_ARGS and v == NEUTRAL_ARGS[k])}
+        hparams = {k: v for k, v in self.hparams.items()
+                   if not (k in NEUTRAL_HPARAMS and v == NEUTRAL_HPARAMS[k])}
+        text = json.dumps([relevant, hparams], sort_keys=True, default=str)
         return hashlib.md5(text.encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +226,8 @@ class RunConfig:
         values["test_envs"] = tuple(int(env) for env in values["test_envs"])
         for name in ("plugin", "wandb_tags"):
             values[name] = tuple(values[name] or ())
+        for name in ("source", "target"):
+            values[name] = None if values[name] is None else tuple(int(env) for env in values[name])
         modes = {}
         for name in MODES.in_registration_order():
             mode = MODES.get(name)

@@ -52,6 +52,7 @@ class Splits:
     test_envs: tuple[int, ...]
     task: str
     unlabeled: dict[int, np.ndarray] = field(default_factory=dict)  # uda split or DA's unlabeled set
+    source_envs: tuple[int, ...] | None = None  # DA's --source; None: every domain not in test_envs
 
     @property
     def num_domains(self) -> int:
@@ -59,6 +60,10 @@ class Splits:
 
     @property
     def train_envs(self) -> tuple[int, ...]:
+        """The labelled training domains: ``--source``, else every domain but the test ones
+        (a domain in neither ``--source`` nor ``--target`` is only evaluated)."""
+        if self.source_envs is not None:
+            return tuple(sorted(self.source_envs))
         return tuple(i for i in range(self.num_domains) if i not in self.test_envs)
 
 
@@ -90,6 +95,7 @@ def make_splits(
     task: str = "domain_generalization",
     uda_holdout_fraction: float = 0.0,
     unlabeled_split: str = "test_in",
+    source_envs: Sequence[int] | None = None,
 ) -> Splits:
     """In/out (and uda or DA unlabeled) indices for every domain of ``dataset`` (a sequence of
     domains); ``unlabeled_split``: the scheme of the module docstring."""
@@ -119,4 +125,5 @@ def make_splits(
             unlabeled[env_index] = unlabeled_part
         in_splits.append(in_part)
         out_splits.append(out_part)
-    return Splits(tuple(in_splits), tuple(out_splits), envs, task, unlabeled)
+    source = None if source_envs is None else tuple(int(e) for e in source_envs)
+    return Splits(tuple(in_splits), tuple(out_splits), envs, task, unlabeled, source)

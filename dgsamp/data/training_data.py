@@ -80,6 +80,7 @@ def load_training_data(
     num_threads: int,
     uda_holdout_fraction: float = 0.0,
     unlabeled_split: str = "test_in",
+    source_envs: list[int] | None = None,
 ) -> TrainingData:
     """Decode every domain once and index it into DomainBed's splits, on ``device``.
 
@@ -87,7 +88,7 @@ def load_training_data(
     as DomainBed's train.py does); in domain adaptation it feeds the unlabeled batches.
     """
     splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task, uda_holdout_fraction,
-                         unlabeled_split)
+                         unlabeled_split, source_envs)
     if dataset.IS_IMAGE and resolution is not None:
         sizes = [len(dataset[env]) for env in range(len(dataset))]
         check_cache_fits(sizes, resolution, device, available_bytes(device))

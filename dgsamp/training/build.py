@@ -14,6 +14,7 @@ and the algorithm are initialised.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 from dgsamp import __version__
 from dgsamp.algorithms.base import Algorithm
+from dgsamp.backbones.bottleneck import BottleneckFeaturizer
 from dgsamp.backbones.factory import Backbone, create_backbone
 from dgsamp.config.run_config import RunConfig
 from dgsamp.config.schedule import Schedule
@@ -100,8 +102,12 @@ def build_backbone(config: RunConfig, dataset: MultiDomainDataset, pretrained: s
         pretrained, pretrained_file = model.pretrained, model.pretrained_file
     else:
         pretrained_file = None
-    return create_backbone(model.backbone, dataset.input_shape, pretrained, pretrained_file, model.resolution,
-                           model.freeze_bn)
+    backbone = create_backbone(model.backbone, dataset.input_shape, pretrained, pretrained_file, model.resolution,
+                               model.freeze_bn)
+    if model.bottleneck == "none":
+        return backbone
+    featurizer = BottleneckFeaturizer(backbone.featurizer, model.bottleneck, model.bottleneck_width)
+    return dataclasses.replace(backbone, featurizer=featurizer)
 
 
 def data_device(config: RunConfig, device: torch.device) -> torch.device:
@@ -118,6 +124,7 @@ def build_data(config: RunConfig, dataset: MultiDomainDataset, backbone: Backbon
         dataset, list(data.test_envs), data.holdout_fraction, data.trial_seed, data.task,
         backbone.resolution if dataset.IS_IMAGE else None, data_device(config, device),
         config.system.num_workers or 1, data.uda_holdout_fraction, data.unlabeled_split,
+        None if data.source is None else list(data.source),
     )
 
 
@@ -125,8 +132,9 @@ def build_algorithm(config: RunConfig, dataset: MultiDomainDataset, backbone: Ba
                     device: torch.device, memory_format: torch.memory_format) -> Algorithm:
     """The algorithm on ``backbone``; parameters and optimizers are born on the device."""
     with device:
-        algorithm = create_algorithm(config.model.algorithm, backbone.featurizer.to(device), dataset.num_classes,
-                                     num_domains, dict(config.hparams))
+        algorithm = create_algorithm(config.model.implementation or config.model.algorithm,
+                                     backbone.featurizer.to(device), dataset.num_classes, num_domains,
+                                     dict(config.hparams))
     algorithm.per_domain_passes = config.model.featurizer_passes == "per_domain"
     return algorithm.to(memory_format=memory_format)
 

@@ -1,0 +1,85 @@
+"""Which domains a run trains on and adapts to: ``--test_envs`` (DG), ``--source``/``--target`` (DA).
+
+Domains are named by index, by folder name or by the short name of the leaderboard's
+columns, case-insensitively: on Office31, ``--source A --target W``, ``--source amazon
+--target webcam`` and ``--source 0 --target 2`` are one task, labelled ``A→W`` as tllib's
+tables label it (several sources or targets joined with ``+``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dgsamp.errors import UserError
+
+
+@dataclass(frozen=True)
+class Domains:
+    """``test_envs``: held out (DG) or the targets (DA); ``source``: DA's labelled domains
+    (None: every domain not in ``test_envs``); ``task``; ``task_label``: ``A→W`` in DA."""
+
+    test_envs: tuple[int, ...]
+    source: tuple[int, ...] | None
+    target: tuple[int, ...] | None
+    task: str
+    task_label: str | None
+
+
+def domain_index(name: str, dataset_class: type, flag: str) -> int:
+    """The index of domain ``name`` (an index, a folder name or a short name) of ``dataset_class``."""
+    names = list(dataset_class.ENVIRONMENTS)
+    shorts = task_names(dataset_class)
+    text = str(name).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if 0 <= index < len(names):
+            return index
+    for candidates in (names, shorts, list(dataset_class.ENVIRONMENT_SHORT_NAMES)):
+        lowered = [candidate.lower() for candidate in candidates]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+    known = ", ".join(f"{i} {n} ({s})" for i, (n, s) in enumerate(zip(names, shorts, strict=True)))
+    raise UserError(f"{flag} {text}: {dataset_class.__name__} has no such domain; its domains: {known}")
+
+
+def task_names(dataset_class: type) -> list[str]:
+    """The domains' names in task labels: ``TASK_SHORT_NAMES``, else the leaderboard's short names."""
+    return list(dataset_class.TASK_SHORT_NAMES or dataset_class.ENVIRONMENT_SHORT_NAMES)
+
+
+def task_label(dataset_class: type, source: Sequence[int], target: Sequence[int]) -> str:
+    """``A→W``: short names of the sources, an arrow, short names of the targets."""
+    shorts = task_names(dataset_class)
+    return "+".join(shorts[i] for i in source) + "→" + "+".join(shorts[i] for i in target)
+
+
+def resolve_domains(dataset_class: type, test_envs: Sequence[int] | None, source: Sequence[str] | None,
+                    target: Sequence[str] | None, task: str | None) -> Domains:
+    """Check the domain flags together and say which domains play which part."""
+    if source is None and target is None:
+        envs = tuple(sorted(test_envs if test_envs is not None else [0]))
+        task = task or "domain_generalization"
+        if task == "domain_adaptation":
+            train = [i for i in range(len(dataset_class.ENVIRONMENTS)) if i not in envs]
+            return Domains(envs, None, envs, task, task_label(dataset_class, train, envs))
+        return Domains(envs, None, None, task, None)
+    if test_envs is not None:
+        raise UserError("--test_envs and --source/--target both name the domains; give --source and --target "
+                        "for a DA task, or --test_envs alone")
+    if task == "domain_generalization":
+        raise UserError("--source/--target make a domain adaptation task; drop --task domain_generalization")
+    if target is None:
+        raise UserError("--source needs --target: the domain(s) to adapt to")
+    targets = sorted({domain_index(name, dataset_class, "--target") for name in target})
+    everyone = range(len(dataset_class.ENVIRONMENTS))
+    sources = sorted({domain_index(name, dataset_class, "--source") for name in source}) if source is not None \
+        else [i for i in everyone if i not in targets]
+    both = sorted(set(sources) & set(targets))
+    if both:
+        name = dataset_class.ENVIRONMENTS[both[0]]
+        raise UserError(f"--source and --target both name domain {name}; a domain is either labelled or a target")
+    if not sources:
+        raise UserError("--target names every domain; leave at least one --source domain to train on")
+    return Domains(tuple(targets), tuple(sources), tuple(targets), "domain_adaptation",
+                   task_label(dataset_class, sources, targets))
