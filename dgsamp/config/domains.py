@@ -1,7 +1,7 @@
 """Which domains a run trains on and adapts to: ``--test_envs`` (DG), ``--source``/``--target`` (DA).
 
-Domains are named by index, by folder name or by the short name of the leaderboard's
-columns, case-insensitively: on Office31, ``--source A --target W``, ``--source amazon
+Domains are named by folder name, by the short name of the leaderboard's columns or by
+index, case-insensitively, in that order (RotatedMNIST's ``15`` is the 15° domain): on Office31, ``--source A --target W``, ``--source amazon
 --target webcam`` and ``--source 0 --target 2`` are one task, labelled ``A→W`` as tllib's
 tables label it (several sources or targets joined with ``+``).
 """
@@ -31,14 +31,12 @@ def domain_index(name: str, dataset_class: type, flag: str) -> int:
     names = list(dataset_class.ENVIRONMENTS)
     shorts = task_names(dataset_class)
     text = str(name).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if 0 <= index < len(names):
-            return index
-    for candidates in (names, shorts, list(dataset_class.ENVIRONMENT_SHORT_NAMES)):
-        lowered = [candidate.lower() for candidate in candidates]
+    for candidates in (names, shorts, list(dataset_class.ENVIRONMENT_SHORT_NAMES)):  # names first:
+        lowered = [candidate.lower() for candidate in candidates]  # RotatedMNIST's "15" is a domain
         if text.lower() in lowered:
             return lowered.index(text.lower())
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+        return int(text)
     known = ", ".join(f"{i} {n} ({s})" for i, (n, s) in enumerate(zip(names, shorts, strict=True)))
     raise UserError(f"{flag} {text}: {dataset_class.__name__} has no such domain; its domains: {known}")
 
