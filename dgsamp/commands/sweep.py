@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from dgsamp.errors import UserError
 from dgsamp.sweep.jobs import JobState, write_job_record
 from dgsamp.sweep.launchers import (
     SlurmOptions,
@@ -79,7 +80,11 @@ def _plan(args) -> SweepPlan:
 
 
 def launch_command(args) -> int:
+    if args.max_parallel < 1:
+        raise UserError(f"--max_parallel must be at least 1, got {args.max_parallel}")
     plan = _plan(args)
+    for note in plan.notes:
+        print(note)
     job_states = plan.job_states()
     todo = [job for job, state in job_states if state in (JobState.NOT_LAUNCHED, JobState.INCOMPLETE)]
     done = sum(state is JobState.DONE for _, state in job_states)

@@ -207,7 +207,12 @@ class Run:
 
     @functools.cached_property
     def variant(self) -> Variant:
-        return variant_from_args(self.args)
+        """The run's method; an averaging mode whose average was never evaluated (the last line
+        reports the online model) is not part of it: the row must not claim the average."""
+        variant = variant_from_args(self.args)
+        for name in never_evaluated_modes(variant, self.last):
+            variant = variant.with_mode(name, None)
+        return variant
 
     @property
     def protocol(self) -> str:
@@ -241,6 +246,15 @@ class Run:
     def backprop_epochs(self) -> int | None:
         value = self.last.get(schema.BACKPROP_EPOCHS)
         return None if value is None else int(value)
+
+
+def never_evaluated_modes(variant: Variant, last: Mapping[str, Any]) -> list[str]:
+    """Modes of ``variant`` that choose the evaluated model, when ``last`` (a run's last line)
+    says the online model was evaluated (``evaluated_model``): their average never was."""
+    if last.get(schema.EVALUATED_MODEL) != schema.ONLINE:
+        return []
+    return [name for name in variant.mode_names
+            if getattr(mode_class(name), "CHOOSES_EVALUATED_MODEL", False)]
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -319,7 +333,11 @@ def run_from_records(
         dgsamp_keys = (schema.CUM_TRAIN_FLOPS, schema.EPOCH_KIND)
         source = "dgsamp" if any(key in usable[0] for key in dgsamp_keys) else "domainbed"
     hparams = records[0].get(schema.HPARAMS) or {}
-    return Run(path, args, hparams, tuple(usable), done, source)
+    run = Run(path, args, hparams, tuple(usable), done, source)
+    for name in never_evaluated_modes(variant_from_args(args), run.last):
+        warnings.append(f"{path}: --{name} never evaluated its average (the last line reports the online "
+                        "model); the run is counted without it")
+    return run
 
 
 def find_run_dirs(root: Path) -> list[Path]:

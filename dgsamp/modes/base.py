@@ -91,10 +91,15 @@ class Option:
 
 @dataclass(frozen=True)
 class RunShape:
-    """What a mode may know about the run it joins, before anything is built."""
+    """What a mode may know about the run it joins, before anything is built.
+
+    ``total_steps``: the run's updates, when known (an epoch run without
+    ``--steps_per_epoch`` learns its length from the data; ``build_run`` validates the
+    modes again once it is known)."""
 
     epochs: int
     seed: int
+    total_steps: int | None = None
 
 
 @dataclass

@@ -54,6 +54,8 @@ def expand_sweep(config: SweepConfig, count: int | None = None, seed: int = 0) -
             f"{config.path}: method '{config.method}' chooses each run from earlier results and needs "
             f"a W&B server: run `wandb sweep {config.path}` then `wandb agent <sweep id>`"
         )
+    if count is not None and count < 1:
+        raise UserError(f"--count must be at least 1, got {count}")
     if config.method == "grid":
         points = grid_points(config.parameters, config.path)
         if count is not None:

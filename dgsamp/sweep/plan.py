@@ -1,6 +1,7 @@
 """From a sweep file and an output directory to job directories and their states.
 
-``plan_sweep`` expands the YAML (after ``--set`` overrides) into jobs; each job's directory
+``plan_sweep`` expands the YAML (after ``--set`` overrides) into jobs, checks each as
+``dgsamp train`` would (dropping flags where they have no effect: ``ineffective``); each job's directory
 is ``output_dir/<job id>`` and its command adds, outside the hashed argv, the
 ``--output_dir`` of that directory, the sweep's W&B group, and an optional W&B mode.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from dgsamp.errors import UserError
 from dgsamp.sweep.config import SweepConfig, load_sweep_config
 from dgsamp.sweep.expand import SweepJob, expand_sweep
+from dgsamp.sweep.ineffective import drop_ineffective_flags
 from dgsamp.sweep.jobs import JobLock, JobState, job_state
 from dgsamp.sweep.launchers import PlannedJob
 
@@ -28,6 +30,7 @@ class SweepPlan:
     config: SweepConfig
     output_dir: Path
     jobs: list[SweepJob]
+    notes: list[str] = dataclasses.field(default_factory=list)  # flags dropped where they have no effect
 
     def job_dir(self, job: SweepJob) -> Path:
         return self.output_dir / job.job_id
@@ -84,25 +87,8 @@ def plan_sweep(
         parameters = dict(config.parameters)
         parameters.update({name: {"value": value} for name, value in overrides.items()})
         config = dataclasses.replace(config, parameters=parameters)
-    jobs = expand_sweep(config, count=count, seed=seed)
-    check_train_flags(jobs, sweep_file)
-    return SweepPlan(config, Path(output_dir), jobs)
-
-
-def check_train_flags(jobs: list[SweepJob], sweep_file: str | Path) -> None:
-    """Refuse a sweep any of whose jobs ``dgsamp train`` would reject (an unknown flag, a bad
-    value, a flag without effect, an impossible schedule), before any job starts: every job
-    goes through the same ``parse_run_config`` as ``dgsamp train``."""
-    from dgsamp.config import parse_run_config
-    from dgsamp.config.parser import load_plugins
-
-    for job in jobs:  # plugin files named by the jobs register their hparam flags first
-        load_plugins(job.argv)
-    for job in jobs:
-        try:
-            parse_run_config(list(job.argv))
-        except UserError as error:
-            raise UserError(f"{sweep_file}: job {' '.join(job.argv)} is rejected by dgsamp train: {error}") from None
+    jobs, notes = drop_ineffective_flags(expand_sweep(config, count=count, seed=seed), sweep_file)
+    return SweepPlan(config, Path(output_dir), jobs, notes)
 
 
 def set_incomplete_aside(plan: SweepPlan, delete: bool) -> tuple[list[Path], Path | None]:

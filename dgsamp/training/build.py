@@ -178,8 +178,10 @@ def build_run(config: RunConfig, existing: ExistingRun | None = None) -> BuiltRu
     example = transforms.eval(data.train[0].x[:1].to(device), None)[0]
     check_batch_fits(algorithm.featurizer, example, batch_size, len(train_batches) + len(unlabeled_batches), device)
 
-    modes = [MODES.get(name)(config.modes[name], RunShape(config.schedule.epochs, config.seed))
-             for name in config.active_modes]
+    shape = RunShape(config.schedule.epochs, config.seed, schedule.total_steps)
+    for name in config.active_modes:  # again, now that the run's length in updates is known
+        MODES.get(name).validate(config.modes[name], shape)
+    modes = [MODES.get(name)(config.modes[name], shape) for name in config.active_modes]
     for mode in modes:
         mode.setup(algorithm, device)
     run_dir = prepare_run_dir(config.tracking.output_dir, config.tracking.no_resume)

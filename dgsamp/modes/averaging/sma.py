@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from dgsamp.errors import UserError
 from dgsamp.modes.averaging.weights import averaged_copy, lerp_state_
-from dgsamp.modes.base import EpochPlan, Option, TrainingMode
+from dgsamp.modes.base import EpochPlan, Option, RunShape, TrainingMode
 from dgsamp.registry import register_mode
 from dgsamp.tracking.schema import EVALUATED_MODEL, ONLINE
 
@@ -42,6 +43,13 @@ class SMAMode(TrainingMode):
                                  "weights enter the average",
                                  check=_check_start, applies=lambda o: o["sma"], requires="--sma"),
     }
+
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], run: RunShape) -> None:
+        start = options["sma_start_step"]
+        if run.total_steps is not None and start > run.total_steps:
+            raise UserError(f"--sma_start_step {start} is beyond this run's {run.total_steps} updates, so nothing "
+                            "would be averaged; lower --sma_start_step or train longer")
 
     @classmethod
     def variant_label(cls, fields: Mapping[str, Any]) -> str:
