@@ -14,7 +14,7 @@ from dgsamp import __version__
 from dgsamp.config.parser import ArgumentParser, load_plugins
 from dgsamp.errors import UserError
 
-SUBCOMMANDS = ("train", "list", "leaderboard", "sweep", "ensemble", "data")
+SUBCOMMANDS = ("train", "list", "leaderboard", "sweep", "ensemble", "adapt", "data")
 
 
 def build_parser(argv: Sequence[str] = ()) -> ArgumentParser:
