@@ -27,6 +27,8 @@ from dgsamp.errors import UserError
 from dgsamp.leaderboard.record_check import record_problem
 from dgsamp.leaderboard.run_protocol import run_backbone, run_protocol
 from dgsamp.tracking import schema
+from dgsamp.tracking.adaptation_naming import ARG_ADAPTATION, adaptation_of
+from dgsamp.tracking.adaptation_naming import label as adaptation_label
 from dgsamp.tracking.ensemble_naming import ARG_ENSEMBLE, ensemble_of
 from dgsamp.tracking.ensemble_naming import label as ensemble_label
 
@@ -48,7 +50,8 @@ ModeFields = tuple[tuple[str, Any], ...]
 @dataclass(frozen=True)
 class Variant:
     """What makes two runs different methods: algorithm + the training modes that are on
-    + length (+ for an ensemble of such runs, its method and size: ``ensemble``).
+    + length (+ for an ensemble of such runs, its method and size: ``ensemble``; + for a
+    test-time adaptation of such a run, its method: ``adaptation``).
 
     ``modes`` holds ``(mode name, its variant fields as sorted (option, value) items)`` for
     every mode that is on, in the modes' registration order; each mode's
@@ -61,11 +64,12 @@ class Variant:
     modes: tuple[tuple[str, ModeFields], ...] = ()
     epochs: int | None = None
     ensemble: tuple[str, int] | None = None  # (method, members) of a `dgsamp ensemble` run
+    adaptation: str | None = None  # the method of a `dgsamp adapt` run (t3a, tent, ...)
 
     @property
     def is_plain(self) -> bool:
         """Plain backprop: no training mode on, not an ensemble."""
-        return not self.modes and self.ensemble is None
+        return not self.modes and self.ensemble is None and self.adaptation is None
 
     @property
     def mode_names(self) -> tuple[str, ...]:
@@ -103,6 +107,8 @@ class Variant:
                 parts.append(f"{name}({', '.join(f'{k}={v}' for k, v in fields.items())})")
         if self.ensemble is not None:
             parts.append(ensemble_label(*self.ensemble))
+        if self.adaptation is not None:
+            parts.append(adaptation_label(self.adaptation))
         return " + ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,6 +136,8 @@ class Variant:
         flat[schema.ARG_EPOCHS] = self.epochs
         if self.ensemble is not None:  # only then: plain runs' fields stay as they were
             flat[ARG_ENSEMBLE] = ensemble_label(*self.ensemble)
+        if self.adaptation is not None:
+            flat[ARG_ADAPTATION] = adaptation_label(self.adaptation)
         return flat
 
 
@@ -171,7 +179,7 @@ def variant_from_args(args: Mapping[str, Any]) -> Variant:
     ``dgsamp ensemble`` run, ``args["ensemble"]``'s method and number of members."""
     modes = {name: mode_class(name).variant_fields(args) for name in registered_modes()}
     return Variant(str(args[schema.ARG_ALGORITHM]), _mode_items(modes), args.get(schema.ARG_EPOCHS),
-                   ensemble_of(args))
+                   ensemble_of(args), adaptation_of(args))
 
 
 @dataclass(frozen=True)
