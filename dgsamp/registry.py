@@ -107,9 +107,8 @@ def _keep_builtin_modes_first() -> None:
     """Built-in modes in ``dgsamp.modes.builtin``'s order, then the others as registered,
     whichever module was imported first (a mode module imported directly loads the
     built-ins from inside its own decorator, so it would otherwise register last)."""
-    from dgsamp.modes.builtin import BUILTIN_MODE_MODULES
-
-    rank = {module: index for index, module in enumerate(BUILTIN_MODE_MODULES)}
+    builtin = importlib.import_module(_BUILTIN_MODULES[-1])  # loaded by name, as every built-in
+    rank = {module: index for index, module in enumerate(builtin.BUILTIN_MODE_MODULES)}
     ordered = sorted(MODES._entries.items(), key=lambda item: rank.get(item[1].__module__, len(rank)))
     MODES._entries = dict(ordered)
 

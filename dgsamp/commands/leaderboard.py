@@ -51,8 +51,8 @@ def register(subparsers, argv: Sequence[str] = ()) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dgsamp.leaderboard.render import render
+    from dgsamp.leaderboard.rules import get_rule
     from dgsamp.leaderboard.runs import load_runs, load_wandb_runs
-    from dgsamp.leaderboard.selection import get_rule
     from dgsamp.leaderboard.tables import build_leaderboard, selected_runs
     from dgsamp.utils.atomic import atomic_write_text
 

@@ -32,15 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from dgsamp.errors import UserError
 from dgsamp.leaderboard.runs import Run, group_runs
 from dgsamp.tracking import schema
 from dgsamp.tracking.schema import best_training_domain_record
-
-if TYPE_CHECKING:
-    from dgsamp.leaderboard.adaptation_selection import AdaptationRule
 
 
 @dataclass(frozen=True)
@@ -147,15 +142,3 @@ class TestDomainOracle(SelectionRule):
 RULES: dict[str, SelectionRule] = {
     rule.key: rule for rule in (TrainingDomainValidation(), LeaveOneDomainOut(), TestDomainOracle())
 }
-
-
-def get_rule(key: str) -> SelectionRule | AdaptationRule:
-    """DomainBed's rule ``key``, or the domain-adaptation rule ``key`` (``adaptation_selection``)."""
-    from dgsamp.leaderboard.adaptation_selection import ADAPTATION_RULES
-
-    rules = {**RULES, **ADAPTATION_RULES}
-    try:
-        return rules[key]
-    except KeyError:
-        raise UserError(f"unknown selection rule '{key}'; choose one of {', '.join(rules)}") \
-            from None

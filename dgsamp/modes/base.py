@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -62,8 +62,15 @@ from torch import nn
 from dgsamp.errors import UserError
 from dgsamp.tracking.schema import BACKPROP
 
-if TYPE_CHECKING:
-    from dgsamp.training.evaluation import Evaluation
+
+class Evaluation(Protocol):
+    """What a mode reads of an evaluation (the trainer passes its ``training.evaluation.Evaluation``):
+    the accuracies of every split and the training domains' validation loss."""
+
+    accuracies: dict[str, float]
+
+    @property
+    def validation_loss(self) -> float: ...
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dgsamp.cli import main
 from dgsamp.ensembles.evaluation_setup import EvaluationSetup
 from dgsamp.ensembles.members import find_members
 from dgsamp.ensembles.weight_average import average_states, greedy_select
+from dgsamp.leaderboard.rules import get_rule
 from dgsamp.leaderboard.runs import load_runs
-from dgsamp.leaderboard.selection import get_rule
 from dgsamp.leaderboard.tables import build_leaderboard
 from dgsamp.tracking import schema
 from tests.helpers import read_results, train_in_process

@@ -16,8 +16,8 @@ import pytest
 
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.render import render
+from dgsamp.leaderboard.rules import get_rule
 from dgsamp.leaderboard.runs import load_runs
-from dgsamp.leaderboard.selection import get_rule
 from dgsamp.leaderboard.tables import build_leaderboard
 from tests.helpers import run_cli
 

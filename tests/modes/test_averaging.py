@@ -15,13 +15,13 @@ from dgsamp.config import parse_run_config
 from dgsamp.data.domain_tensors import DomainTensors
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.runs import variant_from_args
-from dgsamp.leaderboard.selection import best_training_domain_record
 from dgsamp.modes.averaging.batchnorm import recompute_batchnorm
 from dgsamp.modes.averaging.ema import EMAMode, decay_at
 from dgsamp.modes.averaging.sma import SMAMode
 from dgsamp.modes.averaging.swad import SWADMode
 from dgsamp.modes.averaging.valley import LossValley
 from dgsamp.modes.base import EpochPlan, RunShape
+from dgsamp.tracking.schema import best_training_domain_record
 from dgsamp.training.evaluation import Evaluation, evaluate
 from tests.helpers import (
     TINY_RUN,

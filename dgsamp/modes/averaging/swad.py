@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,12 +35,9 @@ from dgsamp.modes.averaging.weights import (
     parameters_of,
     running_mean_,
 )
-from dgsamp.modes.base import EpochPlan, Option, RunShape, TrainingMode
+from dgsamp.modes.base import EpochPlan, Evaluation, Option, RunShape, TrainingMode
 from dgsamp.registry import register_mode
 from dgsamp.tracking.schema import EVALUATED_MODEL, ONLINE
-
-if TYPE_CHECKING:
-    from dgsamp.training.evaluation import Evaluation
 
 DEFAULTS = {"swad_n_converge": 3, "swad_n_tolerance": 6, "swad_tolerance_ratio": 0.3, "swad_bn_steps": 500}
 
