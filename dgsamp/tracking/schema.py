@@ -51,6 +51,11 @@ def env_in_mpca(env: int) -> str:
     return f"env{env}_in_mpca"
 
 
+def env_out_mpca(env: int) -> str:
+    """Key of domain ``env``'s mean per-class accuracy on its out split (as ``env_in_mpca``)."""
+    return f"env{env}_out_mpca"
+
+
 def evaluated_envs(record: Mapping[str, Any]) -> list[int]:
     """Domains of a record with an ``env{i}_out_acc`` key, ascending (a domain-adaptation run
     evaluates only its sources and targets, so there can be gaps)."""

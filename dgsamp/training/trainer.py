@@ -71,6 +71,8 @@ class Trainer:
         self.generators, self.train_batches, self.unlabeled_batches = (
             run.generators, run.train_batches, run.unlabeled_batches)
         self.autocast, self.wandb = run.autocast, run.wandb
+        self.per_class_of = (len(run.dataset.classes)  # VisDA-2017: mean per-class accuracy too
+                             if run.dataset.ACCURACY == "mean_per_class" else None)
         self.epochs = config.schedule.epochs
         self.records: list[dict[str, Any]] = []
         self.epoch = 0
@@ -145,7 +147,8 @@ class Trainer:
     def evaluate_model(self, model: torch.nn.Module) -> Evaluation:
         self.last_evaluated = model
         evaluation = evaluate(model, self.data.eval_splits, self.eval_transform, self.config.system.eval_batch_size,
-                              self.autocast, self.config.data.test_envs, self.augmented_eval_transforms())
+                              self.autocast, self.config.data.test_envs, self.augmented_eval_transforms(),
+                              self.per_class_of)
         if self.config.data.task == schema.DOMAIN_ADAPTATION:
             evaluation = replace(evaluation, scores=self.adaptation_scores(model, evaluation))
         return evaluation
