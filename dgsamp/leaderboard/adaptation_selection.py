@@ -168,15 +168,17 @@ def check_recorded(rule: AdaptationRule, runs: Sequence[Run]) -> None:
         )
 
 
-def task_label(run: Run, short_names: Sequence[str] | None) -> str:
-    """``args.task_label``, else ``A→W`` from the dataset's short names (``env{i}`` without
-    them), several sources or targets joined with ``+``."""
+def task_label(run: Run, dataset_class: type | None) -> str:
+    """The task's column name: ``args.task_label`` as the run recorded it; else the label
+    ``dgsamp train`` would write (``dgsamp.config.domains.task_label``: ``A→W``, Office-Home's
+    ``Ar→Cl`` as tllib's tables read) when ``dataset_class`` is registered and has the
+    domains; else ``env0→env2``. Several sources or targets are joined with ``+``."""
     label = run.args.get(schema.ARG_TASK_LABEL)
     if label:
         return str(label)
     sources, targets = run_domains(run)
+    if dataset_class is not None and max((*sources, *targets)) < len(dataset_class.ENVIRONMENTS):
+        from dgsamp.config import domains  # imports torch: only once a DA table is built
 
-    def name(env: int) -> str:
-        return short_names[env] if short_names and env < len(short_names) else f"env{env}"
-
-    return f"{'+'.join(map(name, sources))}→{'+'.join(map(name, targets))}"
+        return domains.task_label(dataset_class, sources, targets)
+    return "+".join(f"env{env}" for env in sources) + "→" + "+".join(f"env{env}" for env in targets)

@@ -10,7 +10,8 @@ missing ("X") when any column is. The averages table holds, per variant and data
 the mean over trial seeds of the per-seed mean over test domains.
 
 Domain adaptation runs (``task == domain_adaptation``) get tllib's shape instead: one
-column per task (sources→targets, e.g. ``A→W``; sorted by sources, then targets), a cell
+column per task (sources→targets as ``dgsamp train`` labels it, e.g. ``A→W``, ``Ar→Cl``;
+sorted by sources, then targets), a cell
 per (variant, task) over trial seeds of the target accuracy at the point the DA rule
 picks (``dgsamp.leaderboard.adaptation_selection``), the same mean ± err and Avg.
 
@@ -108,16 +109,21 @@ class Leaderboard:
     warnings: list[str]
 
 
-def short_names(dataset: str) -> list[str]:
-    """The registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (empty when unknown)."""
+def registered_dataset(dataset: str) -> type | None:
+    """The registered dataset class named ``dataset`` (None when unknown)."""
     try:
         from dgsamp.registry import DATASETS
 
         if dataset in DATASETS:
-            return list(getattr(DATASETS.get(dataset), "ENVIRONMENT_SHORT_NAMES", None) or [])
+            return DATASETS.get(dataset)
     except Exception:  # a broken dataset plugin must not stop the leaderboard
         pass
-    return []
+    return None
+
+
+def short_names(dataset: str) -> list[str]:
+    """The registered dataset's ``ENVIRONMENT_SHORT_NAMES`` (empty when unknown)."""
+    return list(getattr(registered_dataset(dataset), "ENVIRONMENT_SHORT_NAMES", None) or [])
 
 
 def env_names(dataset: str, num_envs: int) -> list[str]:
@@ -218,10 +224,10 @@ def build_adaptation_table(rule: AdaptationRule, key: TableKey, runs: Sequence[R
     """A DA table: a column per task (sources, targets), sorted; ``rule`` picks per
     (variant, task, trial seed) across hparams seeds."""
     tasks = sorted({run_domains(run) for run in runs})
-    names = short_names(key[0])
+    dataset_class = registered_dataset(key[0])
     labels = {}
     for run in runs:
-        labels.setdefault(run_domains(run), task_label(run, names))
+        labels.setdefault(run_domains(run), task_label(run, dataset_class))
     selected: dict[Variant, dict[int, dict[int, Choice]]] = {}
     for variant, variant_runs in group_runs(runs, lambda run: run.variant).items():
         per_task = selected.setdefault(variant, {})
