@@ -59,7 +59,7 @@ def binary_cross_entropy(probability: Tensor, label: Tensor | float, weight: Ten
     p = probability.float().flatten()
     if isinstance(label, Tensor):
         label = label.float().flatten()
-    log_p, log_not_p = torch.log(p).clamp_min(-100.0), torch.log1p(-p).clamp_min(-100.0)
+    log_p, log_not_p = torch.log(p.clamp_min(1e-44)).clamp_min(-100.0), torch.log((1 - p).clamp_min(1e-44)).clamp_min(-100.0)
     losses = -(label * log_p + (1.0 - label) * log_not_p)
     if weight is not None:
         losses = losses * weight.float().flatten()
