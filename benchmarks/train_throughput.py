@@ -22,6 +22,7 @@ import torch
 from dgsamp.cli import build_parser
 from dgsamp.config import resolve_run_config
 from dgsamp.training.build import build_run
+from dgsamp.training.run_dir import open_run_dir
 from dgsamp.training.trainer import Trainer
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> None:
                                           "--progress", "lines", *argv])
         config = resolve_run_config(args)
         start = time.perf_counter()
-        trainer = Trainer(build_run(config))
+        trainer = Trainer(build_run(config, open_run_dir(output_dir, config.job_id, no_resume=True)))
         setup_seconds = time.perf_counter() - start
         summary = trainer.run()
     records = trainer.records

@@ -202,6 +202,7 @@ def resolve_hparams(
     dataset: str | None = None,
     registry: str = "domainbed",
     algorithm: str | None = None,
+    given: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Defaults or seeded draws for ``algorithm_class``, then ``overrides`` on top, checked.
 
@@ -211,8 +212,18 @@ def resolve_hparams(
     ``domainbed2020`` replays 7df6f06's single-RandomState sequence for the 14 algorithms
     it knew (``algorithm``, their registered name; ``dgsamp.hparams_domainbed2020``) and
     sets later hparams to the value that behaves as 7df6f06 did (``DEFAULTS_2020``).
+    ``given``: the names the user set; one in ``DEPENDENT_HPARAMS`` is refused when the
+    hparam it acts through does not have its value.
     """
     specs = hparam_specs(algorithm_class)
+    wanted = {}  # overrides checked and converted before anything is drawn
+    for name, value in (overrides or {}).items():
+        if name not in specs:
+            known = ", ".join(sorted(specs))
+            raise UserError(
+                f"unknown hparam '{name}' for algorithm {algorithm_class.__name__}; known: {known}"
+            )
+        wanted[name] = coerce(name, value, specs[name].type)
     old_sequence = registry == "domainbed2020" and hparams_seed != 0 and algorithm in ALGORITHMS_2020
     hparams = {
         name: spec.value(0 if old_sequence else hparams_seed, name, small_images, trial_seed, dataset)
@@ -223,13 +234,10 @@ def resolve_hparams(
         hparams.update({name: specs[name].type(value) for name, value in drawn.items() if name in specs})
     if registry == "domainbed2020":
         hparams.update({k: v for k, v in DEFAULTS_2020.get(str(algorithm), {}).items() if k in specs})
-    for name, value in (overrides or {}).items():
-        if name not in specs:
-            known = ", ".join(sorted(specs))
-            raise UserError(
-                f"unknown hparam '{name}' for algorithm {algorithm_class.__name__}; known: {known}"
-            )
-        hparams[name] = coerce(name, value, specs[name].type)
+    hparams.update(wanted)
+    for name, (needs, value) in DEPENDENT_HPARAMS.items():  # given without the hparam it acts through
+        if name in given and hparams.get(needs) != value:
+            raise UserError(f"hparam {name} has no effect unless {needs} is {value}; drop it or set {needs} {value}")
     check_hparams(hparams, specs)
     return hparams
 

@@ -23,13 +23,12 @@ def register(subparsers, argv: Sequence[str] = ()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgsamp.training.build import build_run, check_data_dir_applies
+    from dgsamp.training.build import build_run
     from dgsamp.training.describe import announce, describe_run
     from dgsamp.training.trainer import Trainer
 
     config = resolve_run_config(args)
     output_dir = config.tracking.output_dir
-    check_data_dir_applies(config)
     with hold_run_dir(output_dir):
         existing = open_run_dir(output_dir, config.job_id, config.tracking.no_resume)
         if existing.done:

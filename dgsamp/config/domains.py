@@ -56,7 +56,7 @@ def resolve_domains(dataset_class: type, test_envs: Sequence[int] | None, source
                     target: Sequence[str] | None, task: str | None) -> Domains:
     """Check the domain flags together and say which domains play which part."""
     if source is None and target is None:
-        envs = tuple(sorted(test_envs if test_envs is not None else [0]))
+        envs = _checked_test_envs(list(test_envs if test_envs is not None else [0]), dataset_class)
         task = task or "domain_generalization"
         if task == "domain_adaptation":
             train = [i for i in range(len(dataset_class.ENVIRONMENTS)) if i not in envs]
@@ -81,3 +81,17 @@ def resolve_domains(dataset_class: type, test_envs: Sequence[int] | None, source
         raise UserError("--target names every domain; leave at least one --source domain to train on")
     return Domains(tuple(targets), tuple(sources), tuple(targets), "domain_adaptation",
                    task_label(dataset_class, sources, targets))
+
+
+def _checked_test_envs(test_envs: list[int], dataset_class: type) -> tuple[int, ...]:
+    """``--test_envs`` sorted, each a domain index named once, at least one domain left to train on."""
+    count = len(dataset_class.ENVIRONMENTS)
+    bad = [i for i in test_envs if not 0 <= i < count]
+    if bad:
+        raise UserError(f"--test_envs {bad[0]} is out of range: {dataset_class.__name__} has domains 0..{count - 1}")
+    repeated = sorted({i for i in test_envs if test_envs.count(i) > 1})
+    if repeated:
+        raise UserError(f"--test_envs names domain {repeated[0]} twice; list each test domain once")
+    if len(test_envs) >= count:
+        raise UserError(f"--test_envs holds all {count} domains; leave at least one for training")
+    return tuple(sorted(test_envs))

@@ -27,7 +27,7 @@ from dgsamp.config.presets import get_protocol
 from dgsamp.config.protocol import resolve_protocol
 from dgsamp.config.run_config import RunConfig
 from dgsamp.errors import UserError
-from dgsamp.hparams import DEPENDENT_HPARAMS, check_hparams, coerce, hparam_specs, resolve_hparams
+from dgsamp.hparams import check_hparams, coerce, hparam_specs, resolve_hparams
 from dgsamp.modes.base import RunShape, check_modes_combine
 from dgsamp.registry import ALGORITHMS, DATASETS, MODES
 from dgsamp.utils.seeding import seed_hash
@@ -43,9 +43,9 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     args = {k: v for k, v in raw.items() if k not in hparam_names and k not in option_names}
     dataset_class = DATASETS.get(args["dataset"])
     ALGORITHMS.get(args["algorithm"])  # an unknown name: one line listing the known ones
+    _check_run_flags(args, dataset_class)
     domains = resolve_domains(dataset_class, args["test_envs"], args["source"], args["target"], args["task"])
     args.update(test_envs=list(domains.test_envs), task=domains.task)
-    _check_run_flags(args, list(dataset_class.ENVIRONMENTS))
     from_json = _parse_hparams_json(args["hparams"])
     flags = {k: v for k, v in raw.items() if k in hparam_names and v is not None}
 
@@ -64,16 +64,16 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     hparams = resolve_hparams(
         algorithm_class, dataset_class.SMALL_IMAGES, args["hparams_seed"], {**fixed, **from_json, **flags},
         trial_seed=args["trial_seed"], dataset=args["dataset"], registry=preset["hparams_registry"],
-        algorithm=args["algorithm"],
+        algorithm=args["algorithm"], given=set(from_json) | set(flags),
     )
-    _check_dependent_hparams({**from_json, **flags}, hparams)
     settings = resolve_protocol(protocol.name, preset, args, dataset_class, algorithm_class, hparams)  # 4, 5
 
     seed = args["seed"]
     if seed is None:  # as DomainBed's sweeps derive it
         seed = seed_hash(args["dataset"], args["algorithm"], list(domains.test_envs), args["hparams_seed"],
                          args["trial_seed"])
-    shape = RunShape(settings.epochs, seed)
+    known_length = settings.steps or (settings.steps_per_epoch and settings.epochs * settings.steps_per_epoch)
+    shape = RunShape(settings.epochs, seed, total_steps=known_length or None)
     modes = {name: resolve_mode_options(MODES.get(name), raw, shape) for name in MODES.in_registration_order()}
     values = {
         **args, **vars(settings), **vars(domains), "seed": seed, "hparams_json": args["hparams"],
@@ -86,13 +86,6 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     if not config.tracking.output_dir:
         config = config.replace("tracking", output_dir=str(Path("runs") / config.job_id))
     return config
-
-
-def _check_dependent_hparams(given: Mapping[str, Any], hparams: Mapping[str, Any]) -> None:
-    """An hparam that acts only when another has a value (``DEPENDENT_HPARAMS``), given without it."""
-    for name, (needs, value) in DEPENDENT_HPARAMS.items():
-        if name in given and hparams.get(needs) != value:
-            raise UserError(f"hparam {name} has no effect unless {needs} is {value}; drop it or set {needs} {value}")
 
 
 def parse_run_config(argv: Sequence[str]) -> RunConfig:
@@ -115,19 +108,12 @@ def _parse_hparams_json(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _check_run_flags(args: Mapping[str, Any], environments: list[str]) -> None:
-    num_envs = len(environments)
-    test_envs = args["test_envs"]
-    bad = [i for i in test_envs if not 0 <= i < num_envs]
-    if bad:
-        raise UserError(f"--test_envs {bad[0]} is out of range: {args['dataset']} has domains 0..{num_envs - 1}")
-    repeated = sorted({i for i in test_envs if test_envs.count(i) > 1})
-    if repeated:
-        raise UserError(f"--test_envs names domain {repeated[0]} twice; list each test domain once")
-    if len(test_envs) >= num_envs:
-        raise UserError(f"--test_envs holds all {num_envs} domains; leave at least one for training")
+def _check_run_flags(args: Mapping[str, Any], dataset_class: type) -> None:
     for name, minimum in AT_LEAST.items():
         if args.get(name) is not None and args[name] < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {args[name]}")
     if not 0.0 < args["holdout_fraction"] < 1.0:
         raise UserError(f"--holdout_fraction must be between 0 and 1, got {args['holdout_fraction']}")
+    if args["data_dir"] is not None and not dataset_class.READS_DATA_DIR:
+        raise UserError(f"--data_dir has no effect with --dataset {args['dataset']}: its images ship with dgsamp; "
+                        "drop --data_dir (or use --dataset PACS for the full PACS in --data_dir)")

@@ -34,11 +34,11 @@ from dgsamp.datasets.base import MultiDomainDataset
 from dgsamp.errors import UserError
 from dgsamp.metering.energy import EnergyMeter
 from dgsamp.modes.base import RunShape, TrainingMode
-from dgsamp.registry import DATASETS, MODES, create_algorithm, create_dataset
+from dgsamp.registry import MODES, create_algorithm, create_dataset
 from dgsamp.tracking.wandb_sink import WandbSink
 from dgsamp.training.device import configure_backends, preferred_memory_format, resolve_device
 from dgsamp.training.memory import check_batch_fits
-from dgsamp.training.run_dir import ExistingRun, open_run_dir, prepare_run_dir
+from dgsamp.training.run_dir import ExistingRun, prepare_run_dir
 from dgsamp.utils.seeding import seed_everything, seed_hash
 
 
@@ -72,14 +72,6 @@ class BuiltRun:
     autocast: AbstractContextManager
     run_dir: Path
     wandb: WandbSink
-
-
-def check_data_dir_applies(config: RunConfig) -> None:
-    """Refuse ``--data_dir`` for a dataset that ships with dgsamp (a flag without effect)."""
-    dataset = config.data.dataset
-    if config.data.data_dir is not None and not DATASETS.get(dataset).READS_DATA_DIR:
-        raise UserError(f"--data_dir has no effect with --dataset {dataset}: its images ship with dgsamp; "
-                        "drop --data_dir (or use --dataset PACS for the full PACS in --data_dir)")
 
 
 def build_device(config: RunConfig) -> torch.device:
@@ -150,10 +142,9 @@ def build_transforms(config: RunConfig, dataset: MultiDomainDataset, backbone: B
     )
 
 
-def build_run(config: RunConfig, existing: ExistingRun | None = None) -> BuiltRun:
-    """Everything a run trains with; the run directory is created last, W&B after it."""
-    check_data_dir_applies(config)
-    existing = existing or open_run_dir(config.tracking.output_dir, config.job_id, config.tracking.no_resume)
+def build_run(config: RunConfig, existing: ExistingRun) -> BuiltRun:
+    """Everything a run trains with; ``existing``: what ``open_run_dir`` found in the run
+    directory, which is created last (W&B after it)."""
     device = build_device(config)
     meter = EnergyMeter(config.tracking.energy, [device])
     seed_everything(config.seed)

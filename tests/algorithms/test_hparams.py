@@ -159,7 +159,7 @@ def test_declared_ranges():
     assert constraints["batch_size"] == constraints["d_steps_per_g_step"] == "at least 1"
     assert constraints["mlp_width"] == "at least 1" and constraints["mlp_depth"] == "at least 2"
     assert constraints["beta1"] == "in [0, 1)" and constraints["mlp_dropout"] == "in [0, 1]"
-    assert constraints["lr_schedule"] == "constant or cosine"
+    assert constraints["lr_schedule"] == "one of constant, cosine, inverse_decay"
     assert constraints["dann_mode"] == "alternating or grl"
     assert constraints["data_augmentation"] == ""
 
@@ -170,7 +170,7 @@ def test_declared_ranges():
         ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
         ({"lr": -1.0}, "lr must be positive, got -1.0"),
         ({"lr": float("nan")}, "lr must be finite, got nan"),
-        ({"lr_schedule": "linear"}, "lr_schedule must be constant or cosine, got 'linear'"),
+        ({"lr_schedule": "linear"}, "lr_schedule must be one of constant, cosine, inverse_decay, got 'linear'"),
         ({"dann_mode": "sideways"}, "dann_mode must be alternating or grl, got 'sideways'"),
         ({"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0"),
         ({"mlp_dropout": 1.5}, "mlp_dropout must be in [0, 1], got 1.5"),
