@@ -44,9 +44,9 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     dataset_class = DATASETS.get(args["dataset"])
     ALGORITHMS.get(args["algorithm"])  # an unknown name: one line listing the known ones
     _check_run_flags(args, dataset_class)
+    from_json = _parse_hparams_json(args["hparams"])
     domains = resolve_domains(dataset_class, args["test_envs"], args["source"], args["target"], args["task"])
     args.update(test_envs=list(domains.test_envs), task=domains.task)
-    from_json = _parse_hparams_json(args["hparams"])
     flags = {k: v for k, v in raw.items() if k in hparam_names and v is not None}
 
     protocol = get_protocol(args["protocol"])  # 1: the preset, for this dataset and algorithm

@@ -160,7 +160,7 @@ def build_run(config: RunConfig, existing: ExistingRun) -> BuiltRun:
     schedule = config.schedule.updates(data.steps_per_epoch(batch_size))
     # Batches are drawn where the data lives; augmentation runs on the device.
     generators = {
-        "batches": torch.Generator(data_device(config, device)).manual_seed(seed_hash(config.seed, "batches")),
+        "batches": torch.Generator(data.train[0].x.device).manual_seed(seed_hash(config.seed, "batches")),
         "augment": torch.Generator(device).manual_seed(seed_hash(config.seed, "augment")),
     }
     train_batches = [DomainBatches(d, batch_size, generators["batches"]) for d in data.train]
