@@ -26,11 +26,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from reproduce_kit import fmt, run_jobs
 
 from dgsamp.leaderboard.runs import load_runs
 from dgsamp.leaderboard.selection import RULES
@@ -84,31 +84,6 @@ def job_argv(args: argparse.Namespace, dataset: str, algorithm: str, env: int, t
     if args.checkpoint_freq is not None:
         argv += ["--checkpoint_freq", str(args.checkpoint_freq)]
     return argv
-
-
-def run_jobs(jobs: list[list[str]], max_parallel: int) -> list[tuple[int, float]]:
-    """(exit code, seconds) per job: in this process one by one, or ``python -m dgsamp`` processes."""
-    def in_process(argv: list[str]) -> tuple[int, float]:
-        from dgsamp.cli import main
-
-        start = time.perf_counter()
-        return main(argv), time.perf_counter() - start
-
-    def in_subprocess(argv: list[str]) -> tuple[int, float]:
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "dgsamp", *argv], capture_output=True, text=True)
-        if done.returncode:
-            print(f"failed ({done.returncode}): dgsamp {' '.join(argv)}\n{done.stderr[-2000:]}", file=sys.stderr)
-        return done.returncode, time.perf_counter() - start
-
-    if max_parallel <= 1:
-        return [in_process(argv) for argv in jobs]
-    with ThreadPoolExecutor(max_parallel) as pool:
-        return list(pool.map(in_subprocess, jobs))
-
-
-def fmt(mean: float | None, err: float | None) -> str:
-    return "—" if mean is None else f"{mean:.1f} ± {err:.1f}"
 
 
 def comparison(args: argparse.Namespace) -> tuple[str, list[dict]]:
@@ -172,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             for dataset in args.datasets for algorithm in args.algorithms
             for env in range(len(DATASETS.get(dataset).ENVIRONMENTS)) for trial in range(args.trials)]
     start = time.perf_counter()
-    outcomes = run_jobs(jobs, args.max_parallel)
+    outcomes = run_jobs(jobs, args.max_parallel, in_process=args.max_parallel <= 1)
     wall = time.perf_counter() - start
     failed = [job for job, (code, _) in zip(jobs, outcomes) if code != 0]
     text, rows = comparison(args)
