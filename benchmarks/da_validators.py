@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,17 @@ def launch(runs: list[Run], runs_dir: Path, parallel: int, deadline: float | Non
 
 
 def leaderboard_json(group_dir: Path, rule: str) -> dict:
-    command = [sys.executable, "-m", "dgsamp", "leaderboard", str(group_dir), "--selection", rule,
-               "--format", "json", "--plugin", str(PAIR_PLUGIN)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    """``dgsamp leaderboard GROUP_DIR --selection RULE --format json``, run in this process
+    (one interpreter start instead of one per rule) through the CLI's own ``main``."""
+    from dgsamp.cli import main as dgsamp_main
+
+    with tempfile.TemporaryDirectory() as scratch:
+        output = Path(scratch) / "table.json"
+        code = dgsamp_main(["leaderboard", str(group_dir), "--selection", rule, "--format", "json",
+                            "--output", str(output), "--plugin", str(PAIR_PLUGIN)])
+        if code != 0:
+            raise SystemExit(f"dgsamp leaderboard {group_dir} --selection {rule} exited {code}")
+        return json.loads(output.read_text())
 
 
 def rows_by_rule(group_dir: Path) -> dict[str, dict[str, dict]]:
