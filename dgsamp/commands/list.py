@@ -4,7 +4,8 @@
 
     CAD
         paper:    Ruan, Dubois & Maddison: ..., ICLR 2022, arXiv:2201.00057
-        unlabeled target data: ignored
+        unlabeled target data: ignored    (or "used (domain adaptation)"; "required ...":
+                                           the method trains only with a --target)
         hparams:  lmbda=0.1, temperature=0.1, ...   (its own; small-image and per-dataset
                   defaults in parentheses; the common ones are listed once at the end)
         source:   DomainBed domainbed/algorithms.py @ <commit>
@@ -59,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
 def _algorithm_lines(name: str) -> list[str]:
     """The name, then its paper, use of unlabeled data, own hparams and source, indented."""
     cls = ALGORITHMS.get(name)
-    adapts = "used (domain adaptation)" if getattr(cls, "ADAPTS_TO_UNLABELED", False) else "ignored"
+    adapts = "ignored"
+    if getattr(cls, "NEEDS_TARGET", False):
+        adapts = "required (domain adaptation only: --source S --target T)"
+    elif getattr(cls, "ADAPTS_TO_UNLABELED", False):
+        adapts = "used (domain adaptation)"
     return [
         name,
         f"    paper:    {getattr(cls, 'PAPER', '') or 'not stated'}",

@@ -59,3 +59,15 @@ def test_verbose_listing_shows_paper_unlabeled_use_hparams_and_source(tmp_path):
     assert found["common hparams"][0].startswith("common hparams: lr=5e-05 (small 0.001), ")
     refused = run_cli("list", "datasets", "--verbose")
     assert refused.returncode == 2 and "--verbose describes algorithms only" in refused.stderr
+
+
+def test_verbose_listing_says_which_methods_need_a_target():
+    completed = run_cli("list", "algorithms", "--verbose")
+    assert completed.returncode == 0, completed.stderr
+    found = blocks(completed.stdout)
+    required = "unlabeled target data: required (domain adaptation only: --source S --target T)"
+    needing = {name for name in ALGORITHMS.names() if found[name][2] == required}
+    # tllib's DA methods train only with a target; DANN also runs as DomainBed's DG method
+    assert {"MCD", "ADDA", "MDD", "AFN", "FixMatch", "CDAN", "DANN_tllib"} <= needing
+    assert "DANN" not in needing and found["DANN"][2] == "unlabeled target data: used (domain adaptation)"
+    assert needing == {name for name in ALGORITHMS.names() if ALGORITHMS.get(name).NEEDS_TARGET}
