@@ -28,7 +28,9 @@ def describe_domains(config: RunConfig) -> str:
     names = list(DATASETS.get(config.data.dataset).ENVIRONMENTS)
     held_out = [names[env] if 0 <= env < len(names) else str(env) for env in config.data.test_envs]
     if config.data.task == DOMAIN_ADAPTATION:
-        sources = [name for env, name in enumerate(names) if env not in config.data.test_envs]
+        labelled = config.data.source  # --source; None: every domain that is not a target
+        sources = [name for env, name in enumerate(names)
+                   if (env in labelled if labelled is not None else env not in config.data.test_envs)]
         return f"source {', '.join(sources)} -> target {', '.join(held_out)} (DA)"
     plural = "s" if len(held_out) > 1 else ""
     return f"test domain{plural} {', '.join(held_out)} (DG)"
