@@ -180,8 +180,12 @@ def comparison_table(dataset: str, tasks: list[Task], rows: list[dict]) -> str:
         avg_text += f" ({NO_ROW})" if reference_avg is None else (
             f" ({reference_avg:.1f}, {avg - reference_avg:+.1f})" if avg is not None else f" ({reference_avg:.1f})")
         lines.append(f"| {row['method']} | {row['selection']} | " + " | ".join([*cells, avg_text]) + " |")
+    compared = sorted({f"{row['method']} ← {tllib_method(row['method'])}.py" for row in rows
+                       if published_row(dataset, row["method"]) is not None})
     lines += ["", f"tllib published: {SOURCE} (tllib reports the best target accuracy over epochs, "
               "i.e. target_oracle; source_val is a selection that reads no target label)."]
+    if compared:
+        lines.append(f"Rows compared with tllib's script: {', '.join(compared)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,7 @@ def test_table_sets_each_selection_beside_tllibs_published_number(tmp_path, scri
     # source_val: the best source validation point per seed, .95 -> .88 and .97 -> .86 -> 87.0
     assert f"| DANN | source_val | 87.0 ± 0.7 ({published}, {87.0 - published:+.1f}) | 87.0 (91.4, -4.4) |" in table
     assert "| Method | Selection | A→W | Avg (1 task) |" in table
+    assert "Rows compared with tllib's script: DANN ← dann.py." in table
     everything = [script.Task.parse(key) for key in ("A→W", "D→W", "W→D", "A→D", "D→A", "W→A")]
     full = script.comparison_table("Office31", everything, rows)
     assert "| A→W | D→W | W→D | A→D | D→A | W→A | Avg |" in full
