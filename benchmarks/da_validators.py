@@ -68,30 +68,36 @@ def pacs_args(options: argparse.Namespace, resolution: int, epochs: int, steps: 
 
 
 def planned_runs(options: argparse.Namespace) -> list[Run]:
-    """Every run of the chosen groups, in the order they start (so that a deadline cuts the least
-    needed): seed 0 of every method, then the other seeds of the 3-seed methods, then GradSamp."""
+    """Every run of the chosen groups, in the order they start, so that a deadline cuts the least
+    needed: seed 0 of the eight main methods, PACSMini seed 0, the GradSamp pair seed 0, seeds
+    1 and 2 of the main methods, the GradSamp pairs of seeds 1 and 2, seed 0 of the other
+    tllib methods, then PACSMini's other seeds."""
     if options.smoke:
         return [Run("smoke", f"{options.smoke_method}_s0",
                     (*pacs_args(options, 32, 2, 3), "--algorithm", options.smoke_method, "--trial_seed", "0"))]
     mnist, pacs = mnist_args(options), pacs_args(options, options.pacs_resolution, options.epochs,
                                                  options.pacs_steps_per_epoch)
-    later_seeds = range(1, options.seeds)
-    plan = {
-        "mnist": [(0, "mnist", m, mnist, 0) for m in MNIST_THREE_SEEDS]
-        + [(1, "mnist", m, mnist, 0) for m in MNIST_ONE_SEED]
-        + [(3, "mnist", m, mnist, seed) for seed in later_seeds for m in MNIST_THREE_SEEDS],
-        "pacs": [(2, "pacs", m, pacs, 0) for m in PACS_METHODS]
-        + [(5, "pacs", m, pacs, seed) for seed in range(1, options.pacs_seeds) for m in PACS_METHODS],
-    }
     gradsamp = (*mnist, "--gradsamp", "periodic", "--gradsamp_period", "3")
-    plan["gradsamp"] = [entry for seed in range(options.seeds) for entry in (
-        (4, "gradsamp", f"{options.best}_gradsamp", gradsamp, seed),
-        (4, "gradsamp", f"{options.best}_skip", (*gradsamp, "--gradsamp_dist", "skip"), seed))]
-    chosen = sorted((entry for group in options.groups for entry in plan[group]), key=lambda entry: entry[0])
+    seeds = range(options.seeds)
+
+    def pair(seed: int) -> list[tuple]:
+        return [("gradsamp", f"{options.best}_gradsamp", gradsamp, seed),
+                ("gradsamp", f"{options.best}_skip", (*gradsamp, "--gradsamp_dist", "skip"), seed)]
+
+    plan = (
+        [("mnist", m, mnist, 0) for m in MNIST_THREE_SEEDS]
+        + [("pacs", m, pacs, 0) for m in PACS_METHODS]
+        + pair(0)
+        + [("mnist", m, mnist, seed) for seed in seeds[1:] for m in MNIST_THREE_SEEDS]
+        + [entry for seed in seeds[1:] for entry in pair(seed)]
+        + [("mnist", m, mnist, 0) for m in MNIST_ONE_SEED]
+        + [("pacs", m, pacs, seed) for seed in range(1, options.pacs_seeds) for m in PACS_METHODS]
+    )
     runs = []
-    for _, group, name, base, seed in chosen:
-        algorithm = options.best if group == "gradsamp" else name
-        runs.append(Run(group, f"{name}_s{seed}", (*base, "--algorithm", algorithm, "--trial_seed", str(seed))))
+    for group, name, base, seed in plan:
+        if group in options.groups:
+            algorithm = options.best if group == "gradsamp" else name
+            runs.append(Run(group, f"{name}_s{seed}", (*base, "--algorithm", algorithm, "--trial_seed", str(seed))))
     return runs
 
 
@@ -128,7 +134,8 @@ def leaderboard_json(group_dir: Path, rule: str) -> dict:
 
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "table.json"
-        code = dgsamp_main(["leaderboard", str(group_dir), "--selection", rule, "--format", "json",
+        finished = [str(done.parent) for done in sorted(group_dir.glob("*/done"))]  # not a run cut mid-way
+        code = dgsamp_main(["leaderboard", *finished, "--selection", rule, "--format", "json",
                             "--output", str(output), "--plugin", str(PAIR_PLUGIN)])
         if code != 0:
             raise SystemExit(f"dgsamp leaderboard {group_dir} --selection {rule} exited {code}")
@@ -171,16 +178,23 @@ def validator_table(group_dir: Path, reference: str = "ERM") -> str:
     return "\n".join(lines)
 
 
-def gradsamp_table(group_dir: Path) -> str:
-    """Markdown: GradSamp against its skip control, oracle and source_val accuracy, FLOPs/energy saved."""
+def gradsamp_table(group_dir: Path, plain_dir: Path, best: str) -> str:
+    """Markdown: GradSamp, its skip control and plain backprop (the ``mnist`` group's ``best`` row):
+    target accuracy under the oracle and source_val, training FLOPs and energy relative to plain."""
     rules = {rule: rows_by_rule_single(group_dir, rule) for rule in ("target_oracle", "source_val")}
-    head = ["variant", "seeds", "target_oracle", "source_val", "FLOPs", "energy (kJ)"]
+    plain = {rule: rows_by_rule_single(plain_dir, rule).get(best) if any(plain_dir.glob("*/done")) else None
+             for rule in rules}
+    base = plain["target_oracle"]
+    head = ["variant", "seeds", "target_oracle", "source_val", "FLOPs", "FLOPs / plain", "energy / plain"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, row in rules["target_oracle"].items():
-        energy = "n/a" if row["energy_kJ"] is None else f"{row['energy_kJ']:.2f}"
-        lines.append("| " + " | ".join([label, str(row["cells"][0]["n"]), cell(row),
-                                          cell(rules["source_val"].get(label)), f"{row['flops']:.3g}",
-                                          energy]) + " |")
+    entries = [(f"{best} (plain backprop)", base, plain["source_val"])] if base else []
+    entries += [(label, row, rules["source_val"].get(label)) for label, row in rules["target_oracle"].items()]
+    for label, row, source_val in entries:
+        flops = f"{row['flops'] / base['flops']:.2f}" if base and base.get("flops") else "—"
+        energy = "n/a (unmeasured)" if row["energy_kJ"] is None or base is None or base["energy_kJ"] is None \
+            else f"{row['energy_kJ'] / base['energy_kJ']:.2f}"
+        lines.append("| " + " | ".join([label, str(row["cells"][0]["n"]), cell(row), cell(source_val),
+                                          f"{row['flops']:.3g}", flops, energy]) + " |")
     return "\n".join(lines)
 
 
@@ -227,11 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         launch(runs, options.runs_dir, options.parallel, deadline_timestamp(options.deadline))
     for group in dict.fromkeys(run.group for run in runs):
         group_dir = options.runs_dir / group
-        if not any(group_dir.glob("*/results.jsonl")):
+        finished = len(list(group_dir.glob("*/done")))
+        planned = sum(run.group == group for run in runs)
+        if not finished:
             print(f"\n## {group}: no finished runs")
             continue
-        print(f"\n## {group} ({group_dir})\n")
-        print(gradsamp_table(group_dir) if group == "gradsamp" else validator_table(group_dir))
+        print(f"\n## {group} ({group_dir}): {finished} finished runs of {planned} planned\n")
+        if group == "gradsamp":
+            print(gradsamp_table(group_dir, options.runs_dir / "mnist", options.best))
+        else:
+            print(validator_table(group_dir))
 
 
 if __name__ == "__main__":

@@ -41,15 +41,21 @@ def test_smoke_prints_every_validator_beside_the_oracle_and_resumes(tmp_path, mo
     assert "start" not in capsys.readouterr().out  # a finished run directory is skipped
 
 
-def test_seed_zero_of_every_method_starts_before_any_other_seed(monkeypatch):
+def test_a_deadline_cuts_the_other_seeds_and_methods_last(monkeypatch):
     script = load_script(monkeypatch)
-    runs = script.planned_runs(script.parse_args(["--groups", "mnist", "gradsamp", "--best", "CDAN"]))
-    names = [run.name for run in runs if run.group == "mnist"]
-    methods = script.MNIST_THREE_SEEDS + script.MNIST_ONE_SEED
-    assert len(methods) == 17
-    assert names[:17] == [f"{method}_s0" for method in methods]
-    assert sorted(names[17:]) == sorted(f"{m}_s{seed}" for seed in (1, 2) for m in script.MNIST_THREE_SEEDS)
+    runs = script.planned_runs(script.parse_args(["--best", "CDAN"]))
+    order = [f"{run.group}/{run.name}" for run in runs]
+    main = script.MNIST_THREE_SEEDS
+    assert len(main) == 8 and len(script.MNIST_ONE_SEED) == 9
+    assert order[:8] == [f"mnist/{m}_s0" for m in main]
+    assert order[8:13] == [f"pacs/{m}_s0" for m in script.PACS_METHODS]
+    assert order[13:15] == ["gradsamp/CDAN_gradsamp_s0", "gradsamp/CDAN_skip_s0"]
+    assert order[15:31] == [f"mnist/{m}_s{seed}" for seed in (1, 2) for m in main]
+    assert order[35:44] == [f"mnist/{m}_s0" for m in script.MNIST_ONE_SEED]
+    assert len(order) == 8 * 3 + 9 + 6 + 5 * 3
     gradsamp = [run for run in runs if run.group == "gradsamp"]
-    assert len(gradsamp) == 6 and all("--algorithm" in run.args and "CDAN" in run.args for run in gradsamp)
-    skips = [run for run in gradsamp if "skip" in run.args]
-    assert len(skips) == 3 and all(run.args[run.args.index("--gradsamp_period") + 1] == "3" for run in gradsamp)
+    assert all(run.args[run.args.index("--algorithm") + 1] == "CDAN" for run in gradsamp)
+    assert all(run.args[run.args.index("--gradsamp_period") + 1] == "3" for run in gradsamp)
+    assert sum("skip" in run.args for run in gradsamp) == 3
+    only_pacs = script.planned_runs(script.parse_args(["--groups", "pacs", "--pacs_seeds", "1"]))
+    assert [run.name for run in only_pacs] == [f"{m}_s0" for m in script.PACS_METHODS]
