@@ -143,3 +143,18 @@ def test_a_done_adaptation_is_not_redone_and_an_adapted_run_is_not_adapted_again
                                                        "--output_dir", str(root / "again"))
     assert "holds another finished run" in refused(capsys, str(runs / "erm"), "--method", "t3a",
                                                    "--output_dir", str(root / "tent"))
+
+
+def test_a_diwa_ensemble_is_adapted_through_its_averaged_weights_and_eoa_is_refused(runs, tmp_path, capsys):
+    for method in ("diwa_uniform", "eoa"):
+        assert main(["ensemble", str(runs / "erm"), "--method", method, "--output_dir", str(tmp_path / method),
+                     "--energy", "none", "--device", "cpu"]) == 0
+    assert main(["adapt", str(tmp_path / "diwa_uniform"), "--method", "bn_adapt", "--output_dir",
+                 str(tmp_path / "diwa_bn"), "--energy", "none", "--device", "cpu"]) == 0
+    (line,) = read_results(tmp_path / "diwa_bn")
+    assert line["args"]["ensemble"]["method"] == "diwa_uniform" and line["args"][ARG_ADAPTATION]["method"] == "bn_adapt"
+    board = run_cli("leaderboard", str(tmp_path / "diwa_bn"))
+    assert "| ERM + DiWA-uniform(1) + BN-Adapt |" in board.stdout, board.stdout + board.stderr
+    capsys.readouterr()  # the commands' own log lines
+    assert "EoA ensemble" in refused(capsys, str(tmp_path / "eoa"), "--method", "t3a",
+                                     "--output_dir", str(tmp_path / "eoa_t3a"))
