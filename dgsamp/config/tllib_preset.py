@@ -125,6 +125,9 @@ def tllib_hparams(dataset_class: type, algorithm: str = "") -> dict[str, Any]:
     }
     if inverse:
         hparams.update(lr_gamma=values["lr_gamma"].value, lr_decay=values["lr_decay"].value)
+    if "randomized" in values:  # CDAN: tllib's --randomized flag, else the full multilinear map
+        hparams["multilinear_map"] = "randomized" if values["randomized"].value else "full"
+        hparams["randomized_dim"] = values["randomized_dim"].value
     for name in ("trade_off", "bottleneck_dim"):  # MCD, AFN and MDD size their own heads
         if name in values and TLLIB_METHOD.get(algorithm, "dann") in (OWN_HEADS if name == "bottleneck_dim" else
                                                                      TLLIB_METHOD.values()):

@@ -70,6 +70,15 @@ def test_tllib_preset_reads_the_method_script_for_the_dataset():
     assert (mcd.hparams["lr_schedule"], mcd.hparams["nesterov"], mcd.model.bottleneck) == ("constant", False, "none")
 
 
+def test_cdan_uses_tllibs_multilinear_map_choice():
+    # cdan.sh@c4aa59e: Office31 without --randomized (full map); DomainNet --randomized --randomized-dim 51200
+    office = parse_run_config([*OFFICE31, "--protocol", "tllib", "--algorithm", "CDAN", "--source", "A", "--target", "W"])
+    assert office.hparams["multilinear_map"] == "full"
+    domainnet = parse_run_config(["--dataset", "DomainNet", "--output_dir", "x", "--protocol", "tllib", "--algorithm",
+                                  "CDAN", "--source", "c", "--target", "p"])
+    assert (domainnet.hparams["multilinear_map"], domainnet.hparams["randomized_dim"]) == ("randomized", 51200)
+
+
 def test_explicit_flags_win_over_the_tllib_preset():
     config = parse_run_config([*OFFICE31, "--protocol", "tllib", "--algorithm", "DANN", "--source", "A", "--target",
                                "W", "--lr", "0.003", "--epochs", "2", "--bottleneck", "none"])
