@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgsamp.adaptation.base import TestTimeAdapter, classifier_of, softmax_entropy
+from dgsamp.errors import UserError
 
 FILTER_K_CHOICES = (1, 5, 20, 50, 100, -1)
 
@@ -42,8 +43,6 @@ class T3A(TestTimeAdapter):
         super().__init__(algorithm, hparams)
         self.filter_k = int(self.hparams["filter_K"])
         if self.filter_k < 1 and self.filter_k != -1:
-            from dgsamp.errors import UserError
-
             raise UserError(f"t3a's filter_K must be -1 (keep all) or at least 1, got {self.filter_k}")
         self.classifier = classifier_of(self.model, "t3a")
         self.num_classes = self.classifier.out_features
