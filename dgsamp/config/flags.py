@@ -90,6 +90,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, algorithm: str | None =
                        help="keep BatchNorm statistics frozen (--freeze_bn or --freeze_bn true/false; "
                        "default: the protocol's)")
     model.add_argument("--resolution", type=int, default=None, help="square input side; default: the backbone's")
+    model.add_argument("--transforms", choices=("domainbed", "tllib"), default=None,
+                       help="image transforms: domainbed (crop 0.7-1, flip, colour jitter, grayscale) or tllib "
+                       "(decode at 256/224 of the resolution, crop 0.08-1 + flip; centre crop to evaluate); "
+                       "default: the protocol's")
     model.add_argument("--bottleneck", choices=BOTTLENECK_KINDS, default=None,
                        help="layers between the featurizer and the classifier (tllib's bottleneck); "
                        "default: the protocol's (none, except --protocol tllib)")

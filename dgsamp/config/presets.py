@@ -66,6 +66,7 @@ def _no_extras(source: Source | str) -> dict[str, Setting]:
         "bottleneck_width": Setting(0, source),
         "implementation": Setting(None, source, "every algorithm name is its own implementation"),
         "hparams": Setting({}, source, "the hparams registry's defaults"),
+        "transforms": Setting("domainbed", source, "DomainBed's augmentation (dgsamp.data.augment)"),
     }
 
 
@@ -192,6 +193,7 @@ SETTING_NAMES = {
     "bottleneck_width": "bottleneck width",
     "implementation": "implementation of the algorithm name",
     "hparams": "hparams the preset sets",
+    "transforms": "image transforms",
 }
 
 

@@ -48,6 +48,7 @@ class ProtocolSettings:
     bottleneck: str
     bottleneck_width: int
     implementation: str | None
+    transforms: str
 
 
 def resolve_protocol(
@@ -69,6 +70,7 @@ def resolve_protocol(
         evaluate_last_step=bool(preset["evaluate_last_step"]), epochs=epochs,
         steps_per_epoch=None if steps is not None else given.get("steps_per_epoch", preset["steps_per_epoch"]),
         backbone=backbone, bottleneck=bottleneck, bottleneck_width=width, implementation=preset["implementation"],
+        transforms=_transforms(given, preset, dataset_class),
         freeze_bn=freeze_bn, featurizer_passes=featurizer_passes, eval_augmentation=eval_augmentation,
         uda_holdout_fraction=uda, unlabeled_split=preset["unlabeled_split"],
     )
@@ -112,6 +114,15 @@ def _bottleneck(given: Mapping[str, Any], preset: Mapping[str, Any]) -> tuple[st
     if width < 1:
         raise UserError(f"--bottleneck_width must be at least 1, got {width}")
     return kind, width
+
+
+def _transforms(given: Mapping[str, Any], preset: Mapping[str, Any], dataset_class: type) -> str:
+    """Image transforms act on image datasets only (tensor datasets are never transformed)."""
+    if dataset_class.IS_IMAGE:
+        return str(given.get("transforms", preset["transforms"]))
+    if "transforms" in given:
+        raise UserError(f"--transforms has no effect on {dataset_class.__name__}, whose inputs are tensors; drop it")
+    return "domainbed"
 
 
 def _freeze_bn(given: Mapping[str, Any], preset: Mapping[str, Any], backbone: str) -> bool:

@@ -55,6 +55,7 @@ class DataConfig:
     source: tuple[int, ...] | None  # DA's labelled domains (--source); None: every non-test domain
     target: tuple[int, ...] | None  # DA's targets (= test_envs); None in DG
     task_label: str | None  # DA: "A→W"
+    transforms: str  # image transforms: "domainbed" or "tllib" (dgsamp.data.augment_tllib)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ ARG_ORDER = (
     "resolution", "device", "precision", "data_cache", "num_workers", "eval_batch_size", "deterministic",
     "compile", "progress", "energy", "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags",
     "source", "target", "task_label", "implementation", "bottleneck", "bottleneck_width", "keep_checkpoints",
+    "transforms",
 )
 
 # What a results line written before a setting existed means by its absence.
@@ -147,11 +149,11 @@ RECORD_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "compile": False, "progress": "lines", "energy": "none", "wandb": "disabled", "wandb_project": "dgsamp",
     "wandb_entity": None, "wandb_group": None, "wandb_tags": (),
     "source": None, "target": None, "task_label": None, "implementation": None, "bottleneck": "none",
-    "bottleneck_width": 0, "keep_checkpoints": "none",
+    "bottleneck_width": 0, "keep_checkpoints": "none", "transforms": "domainbed",
 })
 
 NEUTRAL_ARGS = {"source": None, "target": None, "task_label": None, "implementation": None, "bottleneck": "none",
-                "bottleneck_width": 0}
+                "bottleneck_width": 0, "transforms": "domainbed"}
 """Settings added after runs existed, at values that change nothing: left out of the job id
 (as ``NEUTRAL_HPARAMS``), so the ids of earlier runs, and the directories they name, stay valid."""
 

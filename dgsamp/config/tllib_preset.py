@@ -157,6 +157,8 @@ TLLIB_PROTOCOL = Protocol(
         "bottleneck_width": Setting(_bottleneck_width, WHERE, "256; 1024 on DomainNet and for MCC"),
         "implementation": Setting(_implementation, f"tllib/alignment/dann.py@{TLLIB_COMMIT[:7]}",
                                   "DANN is tllib's DANN (DANN_tllib)"),
+        "transforms": Setting("tllib", COMMON["train_resizings"].source,
+                              "resize 256, random resized crop 224 (scale 0.08-1) + flip; evaluation: centre crop 224"),
         "hparams": Setting(tllib_hparams, f"{EXAMPLES}/dann.py@{TLLIB_COMMIT[:7]}:79",
                            "SGD, Nesterov, wd, lr, 0.1x backbone, lr*(1+g*i)^-0.75, batch 32, trade-off"),
     },

@@ -67,7 +67,8 @@ def _uniform(shape: Sequence[int], low: float, high: float, generator: torch.Gen
 
 
 def crop_flip_theta(
-    batch_size: int, height: int, width: int, generator: torch.Generator, device: torch.device
+    batch_size: int, height: int, width: int, generator: torch.Generator, device: torch.device,
+    scale: tuple[float, float] = CROP_SCALE,
 ) -> torch.Tensor:
     """Affine matrices [B, 2, 3] for RandomResizedCrop + RandomHorizontalFlip.
 
@@ -75,7 +76,7 @@ def crop_flip_theta(
     x = (w / W) u + (2 j + w) / W - 1 (likewise for y); a flip negates the u coefficient.
     """
     area = height * width
-    target_area = area * _uniform((batch_size, CROP_TRIES), *CROP_SCALE, generator, device)
+    target_area = area * _uniform((batch_size, CROP_TRIES), *scale, generator, device)
     log_ratio = _uniform((batch_size, CROP_TRIES), math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator, device)
     aspect = torch.exp(log_ratio)
     crop_w = torch.round(torch.sqrt(target_area * aspect))
@@ -97,10 +98,12 @@ def crop_flip_theta(
     return theta
 
 
-def random_resized_crop_flip(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """float [B, C, H, W] -> float [B, C, size, size], one random crop (+ flip) per sample."""
+def random_resized_crop_flip(x: torch.Tensor, size: int, generator: torch.Generator,
+                             scale: tuple[float, float] = CROP_SCALE) -> torch.Tensor:
+    """float [B, C, H, W] -> float [B, C, size, size], one random crop (+ flip) per sample; the
+    crop covers a fraction in ``scale`` of the image's area."""
     batch_size, channels, height, width = x.shape
-    theta = crop_flip_theta(batch_size, height, width, generator, x.device)
+    theta = crop_flip_theta(batch_size, height, width, generator, x.device, scale)
     grid = F.affine_grid(theta, [batch_size, channels, size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -242,8 +245,14 @@ def make_batch_transform(
     augment: bool,
     size: int | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
+    style: str = "domainbed",
 ) -> BatchTransform | IdentityTransform:
-    """The batch transform for a dataset: BatchTransform for images, identity for tensors."""
+    """The batch transform for a dataset: identity for tensors; for images DomainBed's
+    (``style`` domainbed) or tllib's (``dgsamp.data.augment_tllib``)."""
     if not is_image:
         return IdentityTransform(memory_format)
+    if style == "tllib":
+        from dgsamp.data.augment_tllib import TllibBatchTransform
+
+        return TllibBatchTransform(mean, std, augment, size, memory_format)
     return BatchTransform(mean, std, augment, size, memory_format)

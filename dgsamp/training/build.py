@@ -29,6 +29,7 @@ from dgsamp.backbones.factory import Backbone, create_backbone
 from dgsamp.config.run_config import RunConfig
 from dgsamp.config.schedule import Schedule
 from dgsamp.data.augment import make_batch_transform
+from dgsamp.data.augment_tllib import decode_side
 from dgsamp.data.training_data import DomainBatches, TrainingData, load_training_data
 from dgsamp.datasets.base import MultiDomainDataset
 from dgsamp.errors import UserError
@@ -112,9 +113,10 @@ def build_data(config: RunConfig, dataset: MultiDomainDataset, backbone: Backbon
                device: torch.device) -> TrainingData:
     """Every domain decoded once and split as DomainBed splits it (``dgsamp.data.training_data``)."""
     data = config.data
+    side = decode_side(backbone.resolution) if data.transforms == "tllib" else backbone.resolution
     return load_training_data(
         dataset, list(data.test_envs), data.holdout_fraction, data.trial_seed, data.task,
-        backbone.resolution if dataset.IS_IMAGE else None, data_device(config, device),
+        side if dataset.IS_IMAGE else None, data_device(config, device),
         config.system.num_workers or 1, data.uda_holdout_fraction, data.unlabeled_split,
         None if data.source is None else list(data.source),
     )
@@ -136,8 +138,8 @@ def build_transforms(config: RunConfig, dataset: MultiDomainDataset, backbone: B
     augment = bool(config.hparams["data_augmentation"])
     mean, std, side = backbone.mean, backbone.std, backbone.resolution
     return Transforms(
-        train=make_batch_transform(dataset.IS_IMAGE, mean, std, augment, side, memory_format),
-        eval=make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format),
+        train=make_batch_transform(dataset.IS_IMAGE, mean, std, augment, side, memory_format, config.data.transforms),
+        eval=make_batch_transform(dataset.IS_IMAGE, mean, std, False, side, memory_format, config.data.transforms),
         memory_format=memory_format,
     )
 
