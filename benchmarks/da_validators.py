@@ -24,6 +24,7 @@ that the pipeline and the printed columns work; its numbers mean nothing).
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import subprocess
@@ -69,9 +70,9 @@ def pacs_args(options: argparse.Namespace, resolution: int, epochs: int, steps: 
 
 def planned_runs(options: argparse.Namespace) -> list[Run]:
     """Every run of the chosen groups, in the order they start, so that a deadline cuts the least
-    needed: seed 0 of the eight main methods, PACSMini seed 0, the GradSamp pair seed 0, seeds
-    1 and 2 of the main methods, the GradSamp pairs of seeds 1 and 2, seed 0 of the other
-    tllib methods, then PACSMini's other seeds."""
+    needed: seed 0 of the eight main methods, PACSMini seed 0, the GradSamp pair seed 0, seed 0
+    of the other tllib methods (every method runs once before any runs twice), seeds 1 and 2 of
+    the main methods, the GradSamp pairs of seeds 1 and 2, then PACSMini's other seeds."""
     if options.smoke:
         return [Run("smoke", f"{options.smoke_method}_s0",
                     (*pacs_args(options, 32, 2, 3), "--algorithm", options.smoke_method, "--trial_seed", "0"))]
@@ -88,9 +89,9 @@ def planned_runs(options: argparse.Namespace) -> list[Run]:
         [("mnist", m, mnist, 0) for m in MNIST_THREE_SEEDS]
         + [("pacs", m, pacs, 0) for m in PACS_METHODS]
         + pair(0)
+        + [("mnist", m, mnist, 0) for m in MNIST_ONE_SEED]
         + [("mnist", m, mnist, seed) for seed in seeds[1:] for m in MNIST_THREE_SEEDS]
         + [entry for seed in seeds[1:] for entry in pair(seed)]
-        + [("mnist", m, mnist, 0) for m in MNIST_ONE_SEED]
         + [("pacs", m, pacs, seed) for seed in range(1, options.pacs_seeds) for m in PACS_METHODS]
     )
     runs = []
@@ -227,11 +228,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def deadline_timestamp(text: str | None) -> float | None:
+    """``HH:MM`` UTC today as a Unix time (None: no deadline)."""
     if text is None:
         return None
     hours, minutes = (int(part) for part in text.split(":"))
-    now = time.gmtime()
-    return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, hours, minutes, 0, 0, 0, 0)) - time.timezone
+    today = time.gmtime()
+    return float(calendar.timegm((today.tm_year, today.tm_mon, today.tm_mday, hours, minutes, 0)))
 
 
 def main(argv: list[str] | None = None) -> None:
