@@ -167,15 +167,22 @@ def validator_table(group_dir: Path, reference: str = "ERM") -> str:
     head = ["method", "seeds", *VALIDATORS, "target_oracle", *(f"gap {v}" for v in VALIDATORS),
             f"FLOPs / {reference}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    all_gaps: dict[str, list[float]] = {rule: [] for rule in VALIDATORS}
     for label, best in oracle.items():
         gaps = []
         for rule in VALIDATORS:
             row = rules[rule].get(label)
-            gaps.append("—" if row is None or row["avg"] is None else f"{best['avg'] - row['avg']:.1f}")
+            if row is None or row["avg"] is None:
+                gaps.append("—")
+                continue
+            all_gaps[rule].append(best["avg"] - row["avg"])
+            gaps.append(f"{all_gaps[rule][-1]:.1f}")
         flops = f"{best['flops'] / base_flops:.2f}" if base_flops and best.get("flops") else "—"
         seeds = str(best["cells"][0]["n"])
         lines.append("| " + " | ".join([label, seeds, *(cell(rules[r].get(label)) for r in VALIDATORS),
                                           cell(best), *gaps, flops]) + " |")
+    means = [f"{sum(g) / len(g):.1f}" if g else "—" for g in all_gaps.values()]
+    lines.append("| " + " | ".join(["mean gap over methods", "", *[""] * 6, *means, ""]) + " |")
     return "\n".join(lines)
 
 
