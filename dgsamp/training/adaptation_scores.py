@@ -19,6 +19,7 @@ calls the featurizer once, so a set that needs both costs one pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
@@ -105,7 +106,8 @@ def adaptation_scores(
     evaluation; ``accuracies`` are that evaluation's (``env{s}_out_acc`` of the ``sources``).
 
     ``seed`` fixes the subsets (derive it from the run seed and the epoch). A score that is
-    undefined on too few examples (SND: < 2 targets; DEV: < 2 source val examples) is None.
+    undefined on too few examples (SND: < 2 targets; DEV: < 2 source val examples) or not
+    finite is None.
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -122,10 +124,12 @@ def adaptation_scores(
         model.train(was_training)
     val_losses = F.cross_entropy(val_logits, val_y, reduction="none")
     enough_val, enough_target = len(val_losses) >= 2, len(target_logits) >= 2
-    return {
+    scores = {
         schema.SOURCE_VAL_ACC: schema.source_validation_accuracy(accuracies, sources),
         schema.TARGET_ENTROPY: mean_entropy(target_logits),
         schema.TARGET_IM: information_maximization(target_logits),
         schema.TARGET_SND: soft_neighborhood_density(target_logits) if enough_target else None,
         schema.TARGET_DEV: deep_embedded_validation(train_z, val_z, val_losses, target_z) if enough_val else None,
     }
+    # a score the data cannot define (DEV's variance of constant weights, ...) is None, never NaN
+    return {name: None if value is None or not math.isfinite(value) else value for name, value in scores.items()}
