@@ -72,8 +72,7 @@ def resolve_run_config(namespace: argparse.Namespace) -> RunConfig:
     if seed is None:  # as DomainBed's sweeps derive it
         seed = seed_hash(args["dataset"], args["algorithm"], list(domains.test_envs), args["hparams_seed"],
                          args["trial_seed"])
-    known_length = settings.steps or (settings.steps_per_epoch and settings.epochs * settings.steps_per_epoch)
-    shape = RunShape(settings.epochs, seed, total_steps=known_length or None)
+    shape = RunShape(settings.epochs, seed)  # the length in updates is checked again by build_run
     modes = {name: resolve_mode_options(MODES.get(name), raw, shape) for name in MODES.in_registration_order()}
     values = {
         **args, **vars(settings), **vars(domains), "seed": seed, "hparams_json": args["hparams"],

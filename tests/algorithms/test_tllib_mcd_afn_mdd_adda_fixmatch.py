@@ -402,12 +402,12 @@ def test_domain_adaptation_run_with_a_gradsamp_epoch(tmp_path):
 
 
 def test_a_domain_generalization_run_is_refused_with_exit_2(tmp_path, capsys):
-    # nothing refuses it before the run starts (dgsamp/training/ has no such check yet): the
-    # first update does, with the CLI's one line and exit status 2
+    # refused while the flags are resolved (NEEDS_TARGET), before the run directory exists
     assert train_in_process(tmp_path / "run", "--algorithm", "MCD", "--epochs", "1") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "dgsamp: error: MCD adapts to unlabeled target data; run it with --task domain_adaptation "
-        "and at least one target domain"]
+        "dgsamp: error: MCD adapts to unlabeled target data: give --source and --target "
+        "(or --task domain_adaptation with --test_envs)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_gradsamp_never_moves_addas_frozen_source_encoder(batches):
@@ -415,7 +415,8 @@ def test_gradsamp_never_moves_addas_frozen_source_encoder(batches):
     sources, target = batches
     adda = build("ADDA", bottleneck_dim=5, pretrain_steps=1, grl_max_iters=1)
     adda.train()
-    config = parse_run_config(["--algorithm", "ADDA", "--epochs", "4", "--gradsamp", "periodic",
+    config = parse_run_config(["--protocol", "dgsamp", "--algorithm", "ADDA", "--source", "P", "--target", "S", "--epochs", "4",
+                               "--gradsamp", "periodic",
                                "--gradsamp_period", "3"])
     gradsamp = MODES.get("gradsamp")(config.modes["gradsamp"], RunShape(4, 0))
     gradsamp.setup(adda, torch.device("cpu"))
