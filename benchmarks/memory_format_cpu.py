@@ -1,7 +1,7 @@
 """Convolutions on the CPU: contiguous (NCHW) against channels_last (NHWC) memory layout.
 
 dgsamp lays image-shaped inputs and the model out channels_last on every device
-(``dgsamp.training.device.preferred_memory_format``). This measures what that buys on the
+(``dgsamp.data.transforms.preferred_memory_format``). This measures what that buys on the
 CPU, for the two networks CPU runs use: DomainBed's MNIST CNN on ColoredMNIST-shaped input
 (2 x 28 x 28, 2 domains x 64 per update, DomainBed's default) and timm's
 ``tf_efficientnet_lite0`` at 64 px (3 domains x 32). For each layout: seconds per Adam update

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from dgsamp.backbones.weights import find_weights
 from dgsamp.cli import build_parser
 from dgsamp.config import resolve_run_config
 from dgsamp.training.build import build_run
@@ -32,7 +33,8 @@ def main(argv: list[str]) -> None:
                                           "--progress", "lines", *argv])
         config = resolve_run_config(args)
         start = time.perf_counter()
-        trainer = Trainer(build_run(config, open_run_dir(output_dir, config.job_id, no_resume=True)))
+        weights = find_weights(config.model.backbone, config.model.pretrained, config.model.pretrained_file)
+        trainer = Trainer(build_run(config, open_run_dir(output_dir, config.job_id, no_resume=True), weights))
         setup_seconds = time.perf_counter() - start
         summary = trainer.run()
     records = trainer.records

@@ -230,7 +230,8 @@ def resolve_hparams(
         for name, spec in specs.items()
     }
     if old_sequence:
-        drawn = draws_2020(str(algorithm), dataset or "", seed_hash(hparams_seed, trial_seed))
+        sequence_seed = seed_hash(hparams_seed, trial_seed)  # 7df6f06's one RandomState for all draws
+        drawn = draws_2020(str(algorithm), dataset or "", sequence_seed)
         hparams.update({name: specs[name].type(value) for name, value in drawn.items() if name in specs})
     if registry == "domainbed2020":
         hparams.update({k: v for k, v in DEFAULTS_2020.get(str(algorithm), {}).items() if k in specs})

@@ -23,6 +23,7 @@ def register(subparsers, argv: Sequence[str] = ()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dgsamp.backbones.weights import find_weights
     from dgsamp.training.build import build_run
     from dgsamp.training.describe import announce, describe_run
     from dgsamp.training.trainer import Trainer
@@ -34,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
         if existing.done:
             print(f"already done: {output_dir} (pass --no_resume to train it again)")
             return 0
-        announce(describe_run(config), config.tracking.progress)
-        summary = Trainer(build_run(config, existing)).run()
+        model = config.model
+        weights = find_weights(model.backbone, model.pretrained, model.pretrained_file)
+        announce(describe_run(config, weights), config.tracking.progress)
+        summary = Trainer(build_run(config, existing, weights)).run()
     print(
         f"done: final ood_acc {summary[schema.FINAL_OOD_ACC]:.4f}, selected (training-domain validation) "
         f"{summary[schema.SELECTED_OOD_ACC]:.4f}; results in {output_dir}/results.jsonl"

@@ -64,13 +64,14 @@ def resolve_protocol(
     freeze_bn = _freeze_bn(given, preset, backbone)
     featurizer_passes = _featurizer_passes(given, preset, algorithm_class)
     eval_augmentation = _eval_augmentation(given, preset, dataset_class, hparams)
+    transforms = _transforms(given, preset, dataset_class)
     steps, freq, epochs = _training_length(args, preset, given, dataset_class)
     return ProtocolSettings(
         protocol=name, steps=steps, checkpoint_freq=freq,
         evaluate_last_step=bool(preset["evaluate_last_step"]), epochs=epochs,
         steps_per_epoch=None if steps is not None else given.get("steps_per_epoch", preset["steps_per_epoch"]),
         backbone=backbone, bottleneck=bottleneck, bottleneck_width=width, implementation=preset["implementation"],
-        transforms=_transforms(given, preset, dataset_class),
+        transforms=transforms,
         freeze_bn=freeze_bn, featurizer_passes=featurizer_passes, eval_augmentation=eval_augmentation,
         uda_holdout_fraction=uda, unlabeled_split=preset["unlabeled_split"],
     )

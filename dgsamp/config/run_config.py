@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from dgsamp.config.schedule import Schedule, epoch_schedule, step_schedule
 from dgsamp.hparams import NEUTRAL_HPARAMS
 from dgsamp.registry import MODES
 
@@ -85,13 +84,6 @@ class ScheduleConfig:
     evaluate_last_step: bool  # step mode: also evaluate after step steps - 1
     epochs: int  # the trainer's epochs (step mode: the number of evaluation points)
     steps_per_epoch: int | None
-
-    def updates(self, pass_steps: int) -> Schedule:
-        """Updates per trainer epoch (``dgsamp.config.schedule``); ``pass_steps``: the updates
-        of one pass over the largest training domain, the default epoch length."""
-        if self.steps is not None:
-            return step_schedule(self.steps, int(self.checkpoint_freq or 1), self.evaluate_last_step)
-        return epoch_schedule(self.epochs, self.steps_per_epoch or pass_steps)
 
 
 @dataclass(frozen=True)

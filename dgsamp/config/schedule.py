@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
+from dgsamp.config.run_config import ScheduleConfig
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -69,3 +71,11 @@ def step_schedule(n_steps: int, checkpoint_freq: int, evaluate_last_step: bool) 
 def epoch_schedule(epochs: int, steps_per_epoch: int) -> Schedule:
     """``epochs`` epochs of ``steps_per_epoch`` updates."""
     return Schedule((steps_per_epoch,) * epochs)
+
+
+def run_schedule(schedule: ScheduleConfig, pass_steps: int) -> Schedule:
+    """Updates per trainer epoch of a run; ``pass_steps``: the updates of one pass over the
+    largest training domain, the epoch length when counting in epochs without ``--steps_per_epoch``."""
+    if schedule.steps is not None:
+        return step_schedule(schedule.steps, int(schedule.checkpoint_freq or 1), schedule.evaluate_last_step)
+    return epoch_schedule(schedule.epochs, schedule.steps_per_epoch or pass_steps)

@@ -236,23 +236,3 @@ class IdentityTransform:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
-
-
-def make_batch_transform(
-    is_image: bool,
-    mean: Sequence[float],
-    std: Sequence[float],
-    augment: bool,
-    size: int | None = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
-    style: str = "domainbed",
-) -> BatchTransform | IdentityTransform:
-    """The batch transform for a dataset: identity for tensors; for images DomainBed's
-    (``style`` domainbed) or tllib's (``dgsamp.data.augment_tllib``)."""
-    if not is_image:
-        return IdentityTransform(memory_format)
-    if style == "tllib":
-        from dgsamp.data.augment_tllib import TllibBatchTransform
-
-        return TllibBatchTransform(mean, std, augment, size, memory_format)
-    return BatchTransform(mean, std, augment, size, memory_format)

@@ -87,11 +87,11 @@ def load_training_data(
     Under ``unlabeled_split="uda"`` a test domain's uda split is also evaluated (``env{i}_uda``,
     as DomainBed's train.py does); in domain adaptation it feeds the unlabeled batches.
     """
-    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task, uda_holdout_fraction,
-                         unlabeled_split, source_envs)
     if dataset.IS_IMAGE and resolution is not None:
         sizes = [len(dataset[env]) for env in range(len(dataset))]
         check_cache_fits(sizes, resolution, device, available_bytes(device))
+    splits = make_splits(dataset, test_envs, holdout_fraction, trial_seed, task, uda_holdout_fraction,
+                         unlabeled_split, source_envs)
     train, unlabeled, eval_splits = [], [], {}
     for env in range(len(dataset)):
         whole = materialize(dataset[env], np.arange(len(dataset[env])), resolution, num_threads)

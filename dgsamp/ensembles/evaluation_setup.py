@@ -23,43 +23,51 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dgsamp.backbones.weights import WeightsChoice
 from dgsamp.config.run_config import RunConfig
 from dgsamp.data.training_data import TrainingData
 from dgsamp.errors import UserError
-from dgsamp.registry import create_dataset
-from dgsamp.training.build import (
-    build_algorithm,
-    build_autocast,
-    build_backbone,
-    build_data,
-    build_device,
-    build_transforms,
-)
-from dgsamp.training.device import resolve_device
+from dgsamp.training.device import build_device, resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
+from dgsamp.training.inputs import (
+    RunInputs,
+    build_algorithm,
+    build_backbone,
+    build_inputs,
+)
 from dgsamp.utils.seeding import seed_hash
+
+NO_WEIGHTS = WeightsChoice("random")  # a finished run's checkpoint replaces them anyway
 
 
 @dataclass
 class EvaluationSetup:
     """One run's evaluation context: its splits on their device, and how inputs are prepared."""
 
-    dataset: Any
-    data: TrainingData
-    device: torch.device
+    inputs: RunInputs  # device, dataset, decoded splits and transforms, as the run built them
     transform: Any
     augment: Any | None  # --eval_augmentation train_domains: the training transform, else None
     augment_seed: int
-    autocast: AbstractContextManager
     batch_size: int
     test_envs: tuple[int, ...]
-    memory_format: torch.memory_format
+
+    @property
+    def data(self) -> TrainingData:
+        return self.inputs.data
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    @property
+    def autocast(self) -> AbstractContextManager:
+        return self.inputs.autocast
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any], hparams: Mapping[str, Any], device: str = "auto",
                   data_dir: str | None = None, eval_batch_size: int | None = None) -> EvaluationSetup:
         """Load the splits of ``args`` (a run's args; ``data_dir`` replaces its own when given),
-        built as the run built them (``dgsamp.training.build``)."""
+        built as the run built them (``dgsamp.training.inputs``)."""
         config = RunConfig.from_record(args, hparams)
         config = config.replace("system", device=device, eval_batch_size=int(eval_batch_size or
                                                                              config.system.eval_batch_size))
@@ -67,30 +75,25 @@ class EvaluationSetup:
             config = config.replace("data", data_dir=data_dir)
         if config.system.precision == "bf16" and resolve_device(device).type != "cuda":
             raise UserError("the runs trained in bf16, which needs a CUDA device; pass --device cuda")
-        target = build_device(config)
-        dataset = create_dataset(config.data.dataset, config.data.data_dir)
-        backbone = build_backbone(config, dataset, pretrained="none")
-        data = build_data(config, dataset, backbone, target)
-        transforms = build_transforms(config, dataset, backbone)
+        inputs = build_inputs(config, NO_WEIGHTS, build_device(config.system))
+        transforms = inputs.transforms
         augment = transforms.train if config.data.eval_augmentation == "train_domains" else None
         seed = seed_hash(config.seed, "eval_augmentation", config.schedule.epochs)  # the run's last evaluation
-        return cls(dataset, data, target, transforms.eval, augment, seed, build_autocast(config),
-                   config.system.eval_batch_size, config.data.test_envs, transforms.memory_format)
+        return cls(inputs, transforms.eval, augment, seed, config.system.eval_batch_size, config.data.test_envs)
 
     def build_algorithm(self, args: Mapping[str, Any], hparams: Mapping[str, Any],
                         state: Mapping[str, Tensor]) -> nn.Module:
         """The run's algorithm (its args and hparams) holding ``state``, on the device, in eval mode."""
         config = RunConfig.from_record(args, hparams)
-        backbone = build_backbone(config, self.dataset, pretrained="none")
-        algorithm = build_algorithm(config, self.dataset, backbone, len(self.data.train), self.device,
-                                    self.memory_format)
+        backbone = build_backbone(config, self.inputs.dataset.input_shape, NO_WEIGHTS)
+        algorithm = build_algorithm(config, self.inputs, backbone)
         try:
             algorithm.load_state_dict(state)
         except RuntimeError as error:
             first = str(error).splitlines()[1:2] or [str(error)]
             raise UserError(f"saved weights do not fit {args['algorithm']} as built now ({first[0].strip()[:160]}); "
                             "was the algorithm or a plugin changed since training?") from None
-        return algorithm.to(self.device, memory_format=self.memory_format).eval()
+        return algorithm.to(self.device, memory_format=self.inputs.transforms.memory_format).eval()
 
     def evaluate(self, model: nn.Module, splits: tuple[str, ...] | None = None) -> Evaluation:
         """Accuracy and cross-entropy of ``model.predict`` on every split (or on ``splits``)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from dgsamp.errors import UserError
+from dgsamp.leaderboard.adaptation_cost import adaptation_note
 from dgsamp.leaderboard.controls import FEWER_EPOCHS, ControlRow, Difference
 from dgsamp.leaderboard.tables import AveragesTable, Cell, Leaderboard, Row, Table
 
@@ -160,11 +161,13 @@ def sections(lb: Leaderboard, style: ReportStyle) -> Iterator[Section]:
                      fmt_avg(row.avg, missing)] for row in table.rows]
         costs = [cost_values(row) for row in table.rows]
         header = ["Algorithm", *table.env_names, "Avg"]
+        adapted = [adaptation_note(row.label, row.adapt_energy_kJ, row.adapt_flops, row.flops)
+                   for row in table.rows if row.variant.adaptation is not None]
         if not style.separate_costs:
             yield Section(ACCURACY, style.table_title(lb, table), [*header, *COST_HEADERS],
-                          [[*a, *c] for a, c in zip(accuracy, costs)])
+                          [[*a, *c] for a, c in zip(accuracy, costs)], adapted)
         else:
-            yield Section(ACCURACY, style.table_title(lb, table), header, accuracy)
+            yield Section(ACCURACY, style.table_title(lb, table), header, accuracy, adapted)
             if any(row.energy_kJ is not None or row.flops is not None for row in table.rows):
                 yield Section(COST, style.cost_title(lb, table), ["Algorithm", *COST_HEADERS],
                               [[row.label, *c] for row, c in zip(table.rows, costs)])
@@ -273,7 +276,7 @@ def to_csv(lb: Leaderboard) -> str:
             for name, value in [("energy_kJ", row.energy_kJ),
                                 ("energy_saved_pct", row.energy_saved_pct),
                                 ("flops", row.flops), ("flops_saved_pct", row.flops_saved_pct),
-                                ("acc_per_kWh", row.acc_per_kWh)]:
+                                ("acc_per_kWh", row.acc_per_kWh), *_adaptation_costs(row)]:
                 emit("cost", table, row.label, name, value)
         for control in table.controls:
             for name, diff in [*zip(table.env_names, control.diffs), ("Avg", control.avg)]:
@@ -302,8 +305,16 @@ def _row_json(table: Table, row: Row) -> dict:
         "avg": _r(row.avg), "energy_kJ": _r(row.energy_kJ),
         "energy_saved_pct": _r(row.energy_saved_pct), "flops": _r(row.flops, 0),
         "flops_saved_pct": _r(row.flops_saved_pct), "acc_per_kWh": _r(row.acc_per_kWh),
+        **dict((name, _r(value, 0 if name == "adapt_flops" else 6)) for name, value in _adaptation_costs(row)),
         "selected_runs": sorted({c.run.path for c in row.choices}),
     }
+
+
+def _adaptation_costs(row: Row) -> list[tuple[str, float | None]]:
+    """A test-time adaptation row's own cost (on top of training); nothing for other rows."""
+    if row.variant.adaptation is None:
+        return []
+    return [("adapt_energy_kJ", row.adapt_energy_kJ), ("adapt_flops", row.adapt_flops)]
 
 
 def _averages_json(averages: AveragesTable) -> dict:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from dgsamp.leaderboard.adaptation_cost import mean_adaptation_cost
 from dgsamp.leaderboard.adaptation_selection import (
     AdaptationRule,
     adaptation_rule,
@@ -75,6 +76,8 @@ class Row:
     flops: float | None = None
     flops_saved_pct: float | None = None
     acc_per_kWh: float | None = None
+    adapt_energy_kJ: float | None = None  # test-time adaptation rows: its cost on top of training
+    adapt_flops: float | None = None
 
 
 @dataclass
@@ -212,6 +215,8 @@ def build_row(variant: Variant, per_env: dict[int, dict[int, Choice]], num_envs:
     row.flops = _mean_or_none([c.run.total_train_flops for c in choices])
     if row.energy_kJ and avg is not None:
         row.acc_per_kWh = avg / (row.energy_kJ / 3600)
+    if variant.adaptation is not None:
+        row.adapt_energy_kJ, row.adapt_flops = mean_adaptation_cost([c.run.last for c in choices])
     return row
 
 

@@ -7,15 +7,15 @@ It goes where the progress goes: to stderr beside the progress bar on a terminal
 stdout beside the per-epoch lines otherwise (a log, a sweep job's out.txt), so stderr of a
 refused run stays its one error line.
 
-Everything in it is read from the RunConfig and the registries; nothing is loaded or
-downloaded (``weights_source`` predicts where the weights will come from).
+Everything in it is read from the RunConfig, the registries and the weights choice the
+build will use (``find_weights``, found once); nothing is loaded or downloaded.
 """
 
 from __future__ import annotations
 
 import sys
 
-from dgsamp.backbones.factory import weights_source
+from dgsamp.backbones.weights import WeightsChoice
 from dgsamp.config.run_config import RunConfig
 from dgsamp.errors import UserError
 from dgsamp.registry import DATASETS
@@ -56,13 +56,12 @@ def describe_device(config: RunConfig) -> str:
         return config.system.device  # the build refuses it with its own message
 
 
-def describe_run(config: RunConfig) -> str:
+def describe_run(config: RunConfig, weights: WeightsChoice) -> str:
     """The one line (see the module docstring)."""
-    model = config.model
-    backbone = model.backbone or "the dataset's default"
-    weights = weights_source(model.backbone, model.pretrained, model.pretrained_file)
+    backbone = config.model.backbone or "the dataset's default"
     return (f"train {config.data.dataset}: {describe_domains(config)}, protocol {config.schedule.protocol}, "
-            f"{describe_length(config)}, {config.model.algorithm} on backbone {backbone} (weights: {weights}), "
+            f"{describe_length(config)}, {config.model.algorithm} on backbone {backbone} "
+            f"(weights: {weights.describe()}), "
             f"device {describe_device(config)}")
 
 

@@ -88,6 +88,17 @@ def test_adapt_subprocess_writes_runs_the_leaderboard_labels(runs, adapted):
     assert board.returncode == 0, board.stderr
     labels = [row.split("|")[1].strip() for row in board.stdout.splitlines() if row.startswith("| ERM")]
     assert {"ERM", "ERM + T3A", "ERM + Tent"} <= set(labels)
+    # the adaptation's own cost, beside the training cost the row shares with ERM (one run each)
+    train_flops = source[-1][schema.CUM_TRAIN_FLOPS]
+    for method in ("t3a", "tent"):
+        flops = read_results(root / method)[0][ADAPT_FLOPS]
+        assert (f"- ERM + {LABELS[method]}: adaptation energy n/a, {flops:.2e} FLOPs "
+                f"(+{100 * flops / train_flops:.1f} % of training FLOPs) on top of training") in board.stdout
+    rows = {row["label"]: row for row in json.loads(run_cli(
+        "leaderboard", str(runs / "erm"), str(root / "t3a"), "--format", "json").stdout)["tables"][0]["rows"]}
+    assert rows["ERM + T3A"]["adapt_flops"] == read_results(root / "t3a")[0][ADAPT_FLOPS]
+    assert rows["ERM + T3A"]["adapt_energy_kJ"] is None and "adapt_flops" not in rows["ERM"]
+    assert rows["ERM + T3A"]["flops"] == rows["ERM"]["flops"] == train_flops
 
 
 def test_every_method_is_deterministic_on_the_cpu(runs):

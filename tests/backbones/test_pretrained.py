@@ -10,6 +10,7 @@ from PIL import Image
 
 from dgsamp.backbones.factory import create_backbone
 from dgsamp.backbones.pretrained import load_checkpoint_file, load_packaged_weights
+from dgsamp.backbones.weights import packaged_weights_file
 from dgsamp.errors import UserError
 
 # ImageNet-1k class indices
@@ -27,7 +28,7 @@ def imagenet_top5(model, path) -> list[int]:
 
 def test_lite0_packaged_weights_classify_real_pacs_photos(shared_data):
     model = timm.create_model("tf_efficientnet_lite0").eval()
-    load_packaged_weights(model, "tf_efficientnet_lite0")
+    load_packaged_weights(model, packaged_weights_file("tf_efficientnet_lite0"), "tf_efficientnet_lite0")
     photos = shared_data / "pacs_original_sample" / "PACS" / "photo"
     guitars = sorted((photos / "guitar").iterdir())[:5]
     elephants = sorted((photos / "elephant").iterdir())[:5]

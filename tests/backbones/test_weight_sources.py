@@ -9,6 +9,7 @@ with torchvision's own ``resnet50()`` (random weights: the key mapping is what i
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -17,8 +18,9 @@ import timm
 import torch
 import torchvision
 
-from dgsamp.backbones import hub_cache
+from dgsamp.backbones import pretrained
 from dgsamp.backbones.factory import create_backbone
+from dgsamp.backbones.weights import find_weights
 from dgsamp.errors import UserError
 from tests.helpers import TINY_RUN, run_cli
 
@@ -72,7 +74,7 @@ def test_auto_finds_torchvisions_download_in_the_torch_hub_cache(empty_caches, t
         create_backbone("resnet50.tv_in1k", (3, 224, 224))
     # torchvision's real file (SHA-256 0676ba61...) cannot be downloaded here: the hash check,
     # tested on its own below, is lifted for the rest of this test.
-    monkeypatch.setattr(hub_cache, "expected_sha256", lambda path: None)
+    monkeypatch.setattr(pretrained, "expected_sha256", lambda path: None)
     backbone = create_backbone("resnet50.tv_in1k", (3, 224, 224))
     assert backbone.weights == f"cache:{cached}"
     assert_every_tensor_landed(backbone.featurizer, state)
@@ -126,14 +128,14 @@ def test_a_torch_hub_file_must_match_the_hash_in_its_name(tmp_path):
     digest = hashlib.sha256(data).hexdigest()
     good = tmp_path / f"net-{digest[:8]}.pth"
     good.write_bytes(data)
-    hub_cache.check_cached_file(good)
+    pretrained.check_cached_file(good)
     bad = tmp_path / f"net-{'0' * 8}.pth"
     bad.write_bytes(data)
     with pytest.raises(UserError, match=f"SHA-256 {digest[:12]}"):
-        hub_cache.check_cached_file(bad)
+        pretrained.check_cached_file(bad)
     unnamed = tmp_path / "net.pth"  # no hash in the name: nothing to check against
     unnamed.write_bytes(data)
-    hub_cache.check_cached_file(unnamed)
+    pretrained.check_cached_file(unnamed)
 
 
 def test_auto_without_weights_stops_and_says_how_to_get_them(empty_caches):
@@ -154,3 +156,28 @@ def test_cli_refuses_before_any_work(empty_caches, tmp_path):
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and "no ImageNet weights for resnet18.tv_in1k" in lines[0], completed.stderr
     assert not run_dir.exists()
+
+
+def test_a_download_is_chosen_only_when_its_host_answers(monkeypatch):
+    """The weights are found once, before the describe line: a hub whose host does not answer
+    is 'none found' there and refused by the build with the same one line; real sockets on
+    127.0.0.1 stand in for the hub (no proxy, so the probe goes to them)."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        choice = find_weights("resnet18.a1_in1k", "hub")
+        assert choice.kind == "missing" and choice.describe() == "none found (the download host cannot be reached)"
+        assert f"the download cannot start (cannot reach 127.0.0.1:{port}" in choice.message
+        with pytest.raises(UserError, match="the download cannot start"):
+            create_backbone("resnet18.a1_in1k", (3, 224, 224), pretrained="hub")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert find_weights("resnet18.a1_in1k", "hub").describe() == "hub"  # choosing downloads nothing
+    assert find_weights("resnet18.a1_in1k", "none").describe() == "none (random init)"
+    assert find_weights("mnist_cnn").label() == "random"
+    assert find_weights("resnet18.a1_in1k", pretrained_file="w.pt").label() == "w.pt"

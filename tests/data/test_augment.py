@@ -14,11 +14,11 @@ from dgsamp.data.augment import (
     constant,
     crop_flip_theta,
     hue_shift,
-    make_batch_transform,
     random_grayscale,
     random_resized_crop_flip,
 )
 from dgsamp.data.domain_tensors import materialize
+from dgsamp.data.transforms import make_transforms
 from dgsamp.datasets.images import PACSMini
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -171,10 +171,10 @@ def test_random_grayscale_rate():
 
 def test_identity_for_tensor_datasets_and_input_checks():
     features = torch.rand(5, 2, 28, 28)
-    transform = make_batch_transform(False, MEAN, STD, augment=True)
+    transform = make_transforms((2, 28, 28), False, MEAN, STD, True, 28, "domainbed").train
     assert isinstance(transform, IdentityTransform)
-    assert transform(features, generator(0)) is features
-    image_transform = make_batch_transform(True, MEAN, STD, augment=True)
+    assert torch.equal(transform(features, generator(0)), features)
+    image_transform = make_transforms((3, 8, 8), True, MEAN, STD, True, 8, "domainbed").train
     with pytest.raises(ValueError, match="uint8"):
         image_transform(features, generator(0))
     with pytest.raises(ValueError, match="Generator"):

@@ -15,6 +15,7 @@ import torch
 
 from dgsamp.backbones.hub_reach import unreachable_reason
 from dgsamp.backbones.pretrained import load_checkpoint_file
+from dgsamp.backbones.weights import find_weights
 from dgsamp.config import parse_run_config
 from dgsamp.errors import UserError
 from dgsamp.training.describe import describe_run
@@ -30,17 +31,21 @@ def one_error_line(err: str) -> str:
 
 
 # ------------------------------------------------------------------ the line before any work
+def weights_of(config):
+    return find_weights(config.model.backbone, config.model.pretrained, config.model.pretrained_file)
+
+
 def test_describe_names_domains_length_backbone_weights_and_device():
     dg = parse_run_config(["--dataset", "PACSMini", "--protocol", "domainbed2024", "--test_envs", "1", "3",
                            "--device", "cpu"])
     # PACS domains in DomainBed's order: art_painting, cartoon, photo, sketch; PACSMini: 51 steps, every 10
-    assert describe_run(dg) == ("train PACSMini: test domains cartoon, sketch (DG), protocol domainbed2024, "
+    assert describe_run(dg, weights_of(dg)) == ("train PACSMini: test domains cartoon, sketch (DG), protocol domainbed2024, "
                                 "51 steps evaluated every 10, ERM on backbone tf_efficientnet_lite0 "
                                 "(weights: packaged), device cpu")
     da = parse_run_config(["--protocol", "dgsamp", "--task", "domain_adaptation", "--algorithm", "DANN",
                            "--test_envs", "2", "--epochs", "3", "--steps_per_epoch", "4",
                            "--backbone", "test_efficientnet", "--pretrained", "none", "--device", "cpu"])
-    assert describe_run(da) == ("train PACSMini: source art_painting, cartoon, sketch -> target photo (DA), "
+    assert describe_run(da, weights_of(da)) == ("train PACSMini: source art_painting, cartoon, sketch -> target photo (DA), "
                                 "protocol dgsamp, 3 epochs of 4 steps, DANN on backbone test_efficientnet "
                                 "(weights: none (random init)), device cpu")
 
