@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dgsamp.leaderboard.runs import Variant
+from dgsamp.leaderboard.variant import Variant
 
 SKIP = "skip"
 FEWER_EPOCHS = "fewer_epochs"

@@ -38,8 +38,9 @@ from dgsamp.leaderboard.adaptation_selection import (
     task_label,
 )
 from dgsamp.leaderboard.controls import is_control, pair_controls
-from dgsamp.leaderboard.runs import Run, RunSet, Variant, group_runs, registered_modes
+from dgsamp.leaderboard.runs import Run, RunSet, group_runs
 from dgsamp.leaderboard.selection import Choice, SelectionRule
+from dgsamp.leaderboard.variant import Variant, registered_modes
 from dgsamp.tracking import schema
 
 TableKey = tuple[str, str, str, str]  # dataset, protocol, backbone, task
