@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 PAIR_PLUGIN = REPO / "benchmarks" / "rotated_mnist_pair.py"
 VALIDATORS = ["source_val", "entropy", "im", "snd", "dev"]
 RULES = [*VALIDATORS, "target_oracle"]
-MNIST_THREE_SEEDS = ["ERM", "DANN", "CDANN", "CORAL", "MMD", "CDAN", "MCC", "DAN"]
-MNIST_ONE_SEED = ["JAN", "CDAN_E", "DANN_BSP", "CDAN_BSP", "MCD", "AFN", "MDD", "ADDA", "FixMatch"]
+MNIST_FIRST = ["ERM", "DANN", "CDANN", "CORAL", "MMD", "CDAN", "MCC", "DAN"]
+MNIST_LATER = ["JAN", "CDAN_E", "DANN_BSP", "CDAN_BSP", "MCD", "AFN", "MDD", "ADDA", "FixMatch"]
 PACS_METHODS = ["ERM", "DANN", "CORAL", "MMD", "CDAN"]
 
 
@@ -72,7 +72,8 @@ def planned_runs(options: argparse.Namespace) -> list[Run]:
     """Every run of the chosen groups, in the order they start, so that a deadline cuts the least
     needed: seed 0 of the eight main methods, PACSMini seed 0, the GradSamp pair seed 0, seed 0
     of the other tllib methods (every method runs once before any runs twice), seeds 1 and 2 of
-    the main methods, the GradSamp pairs of seeds 1 and 2, then PACSMini's other seeds."""
+    the main methods, the GradSamp pairs of seeds 1 and 2, PACSMini's other seeds, then seeds
+    1 and 2 of the other tllib methods (every method gets ``--seeds`` trial seeds)."""
     if options.smoke:
         return [Run("smoke", f"{options.smoke_method}_s0",
                     (*pacs_args(options, 32, 2, 3), "--algorithm", options.smoke_method, "--trial_seed", "0"))]
@@ -86,13 +87,14 @@ def planned_runs(options: argparse.Namespace) -> list[Run]:
                 ("gradsamp", f"{options.best}_skip", (*gradsamp, "--gradsamp_dist", "skip"), seed)]
 
     plan = (
-        [("mnist", m, mnist, 0) for m in MNIST_THREE_SEEDS]
+        [("mnist", m, mnist, 0) for m in MNIST_FIRST]
         + [("pacs", m, pacs, 0) for m in PACS_METHODS]
         + pair(0)
-        + [("mnist", m, mnist, 0) for m in MNIST_ONE_SEED]
-        + [("mnist", m, mnist, seed) for seed in seeds[1:] for m in MNIST_THREE_SEEDS]
+        + [("mnist", m, mnist, 0) for m in MNIST_LATER]
+        + [("mnist", m, mnist, seed) for seed in seeds[1:] for m in MNIST_FIRST]
         + [entry for seed in seeds[1:] for entry in pair(seed)]
         + [("pacs", m, pacs, seed) for seed in range(1, options.pacs_seeds) for m in PACS_METHODS]
+        + [("mnist", m, mnist, seed) for seed in seeds[1:] for m in MNIST_LATER]
     )
     runs = []
     for group, name, base, seed in plan:
@@ -217,7 +219,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_dir", default="/work/shared/data")
     parser.add_argument("--groups", nargs="+", default=["mnist", "gradsamp", "pacs"],
                         choices=["mnist", "gradsamp", "pacs"])
-    parser.add_argument("--seeds", type=int, default=3, help="trial seeds of the 3-seed methods (and GradSamp)")
+    parser.add_argument("--seeds", type=int, default=3, help="trial seeds of every MNIST method (and GradSamp)")
     parser.add_argument("--pacs_seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps_per_epoch", type=int, default=40)

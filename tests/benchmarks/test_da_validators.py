@@ -45,16 +45,18 @@ def test_a_deadline_cuts_the_other_seeds_last(monkeypatch):
     script = load_script(monkeypatch)
     runs = script.planned_runs(script.parse_args(["--best", "CDAN"]))
     order = [f"{run.group}/{run.name}" for run in runs]
-    main = script.MNIST_THREE_SEEDS
-    assert len(main) == 8 and len(script.MNIST_ONE_SEED) == 9
+    main, later = script.MNIST_FIRST, script.MNIST_LATER
+    assert len(main) == 8 and len(later) == 9
     assert order[:8] == [f"mnist/{m}_s0" for m in main]
     assert order[8:13] == [f"pacs/{m}_s0" for m in script.PACS_METHODS]
     assert order[13:15] == ["gradsamp/CDAN_gradsamp_s0", "gradsamp/CDAN_skip_s0"]
-    assert order[15:24] == [f"mnist/{m}_s0" for m in script.MNIST_ONE_SEED]  # every method once first
+    assert order[15:24] == [f"mnist/{m}_s0" for m in later]  # every method once first
     assert order[24:40] == [f"mnist/{m}_s{seed}" for seed in (1, 2) for m in main]
     assert order[40:44] == ["gradsamp/CDAN_gradsamp_s1", "gradsamp/CDAN_skip_s1",
                             "gradsamp/CDAN_gradsamp_s2", "gradsamp/CDAN_skip_s2"]
-    assert len(order) == 8 * 3 + 9 + 6 + 5 * 3
+    assert order[44:54] == [f"pacs/{m}_s{seed}" for seed in (1, 2) for m in script.PACS_METHODS]
+    assert order[54:] == [f"mnist/{m}_s{seed}" for seed in (1, 2) for m in later]  # every method 3 seeds, last
+    assert len(order) == 17 * 3 + 6 + 5 * 3
     gradsamp = [run for run in runs if run.group == "gradsamp"]
     assert all(run.args[run.args.index("--algorithm") + 1] == "CDAN" for run in gradsamp)
     assert all(run.args[run.args.index("--gradsamp_period") + 1] == "3" for run in gradsamp)
