@@ -100,8 +100,18 @@ def planned_runs(options: argparse.Namespace) -> list[Run]:
     for group, name, base, seed in plan:
         if group in options.groups:
             algorithm = options.best if group == "gradsamp" else name
-            runs.append(Run(group, f"{name}_s{seed}", (*base, "--algorithm", algorithm, "--trial_seed", str(seed))))
+            own = method_args(algorithm, options) if group == "mnist" else ()
+            runs.append(Run(group, f"{name}_s{seed}",
+                            (*base, "--algorithm", algorithm, *own, "--trial_seed", str(seed))))
     return runs
+
+
+def method_args(algorithm: str, options: argparse.Namespace) -> tuple[str, ...]:
+    """Per-method flags of the short MNIST runs: ADDA's source-only pre-training (tllib: 3 of its
+    epochs, 3,000 updates) is cut to the first of the 3 epochs, else it would never adapt."""
+    if algorithm == "ADDA":
+        return ("--pretrain_steps", str(options.steps_per_epoch))
+    return ()
 
 
 def launch(runs: list[Run], runs_dir: Path, parallel: int, deadline: float | None) -> None:

@@ -61,5 +61,8 @@ def test_a_deadline_cuts_the_other_seeds_last(monkeypatch):
     assert all(run.args[run.args.index("--algorithm") + 1] == "CDAN" for run in gradsamp)
     assert all(run.args[run.args.index("--gradsamp_period") + 1] == "3" for run in gradsamp)
     assert sum("skip" in run.args for run in gradsamp) == 3
+    adda = [run for run in runs if run.name.startswith("ADDA_")]  # pre-training cut to the first epoch
+    assert len(adda) == 3 and all(run.args[run.args.index("--pretrain_steps") + 1] == "40" for run in adda)
+    assert not any("--pretrain_steps" in run.args for run in runs if not run.name.startswith("ADDA_"))
     only_pacs = script.planned_runs(script.parse_args(["--groups", "pacs", "--pacs_seeds", "1"]))
     assert [run.name for run in only_pacs] == [f"{m}_s0" for m in script.PACS_METHODS]
