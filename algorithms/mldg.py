@@ -95,7 +95,8 @@ class MLDG(Algorithm):
             loss_i = F.cross_entropy(self.predict(xi), yi)
             grads_i = autograd.grad(loss_i, params, materialize_grads=True)
             for param, grad, acc in zip(params, grads_i, total):
-                param.grad = grad
+                # in the parameter's own layout: fused Adam (CUDA) refuses a gradient strided otherwise
+                param.grad = torch.empty_like(param).copy_(grad)
                 acc.add_(grad / num_domains)
             inner.step()
             loss_j = F.cross_entropy(self.predict(xj), yj)

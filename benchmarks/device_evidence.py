@@ -199,12 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in PARTS:
         parser.add_argument(f"--cap_{name.split('_', 1)[1]}", type=float, default=None, help=f"seconds for {name}")
     parser.add_argument("--seeds", type=int, default=None, help="GradSamp trial seeds 0..N-1")
+    parser.add_argument("--backbones", default=None, help="comma-separated backbones for b_throughput")
     args = parser.parse_args(argv)
     args.device = args.device or ("cpu" if args.smoke else "cuda")
     args.data_dir = str(Path(args.data_dir).resolve())  # children run in the repo root
     profile = json.loads(json.dumps(PROFILES["smoke" if args.smoke else "device"]))
     if args.seeds is not None:
         profile["gradsamp"]["seeds"] = list(range(args.seeds))
+    if args.backbones:
+        profile["throughput"]["backbones"] = args.backbones.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="device_evidence_"))

@@ -410,6 +410,10 @@ def test_unknown_dann_mode_is_a_user_error():
 HOST_READS = {
     "SelfReg": "DomainBed's within-class shuffles draw randperm(n_c): the class counts come from y",
     "ADRMX": "DomainBed's remix draws randperm(n_c) per class: the class counts come from y",
+    # Seen on an H200 (BENCHMARKS.md, device evidence 2026-12-04):
+    "DANN_BSP": "torch.linalg.svdvals reads cuSOLVER's convergence flag on the host (tllib's torch.svd too)",
+    "CDAN_BSP": "torch.linalg.svdvals reads cuSOLVER's convergence flag on the host (tllib's torch.svd too)",
+    "FixMatch": "torchvision's RandAugment copies small kernels from the host per image (torch.tensor(..., device))",
 }
 
 
