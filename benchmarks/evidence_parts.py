@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from evidence_context import Context
 
 BENCHMARKS = Path(__file__).resolve().parent
-EPOCH_LINE = re.compile(r"epoch (\d+) \[")
+EPOCH_LINE = re.compile(r"epoch (\d+) \(step \d+\) \[")  # "epoch 2 (step 239) [backprop]  loss ..."
 
 
 # ---------------------------------------------------------------- c: energy
@@ -92,7 +92,7 @@ def part_energy(ctx: Context, part: Part) -> None:
     epochs = epoch_energy(read_jsonl(run_dir / "results.jsonl"), epoch_end, sampler)
     power = sampler.stats() if sampler else {}
     part.data.update(train_flags=ctx.profile["energy_train"], train_rc=done.rc, train_seconds=round(done.seconds, 1),
-                     epochs=epochs, sampled_power=power)
+                     epochs=epochs, sampled_power=power, epoch_lines_found=sorted(epoch_end))
     if done.rc != 0:
         part.data["train_tail"] = done.tail(10).splitlines()
     name, target = "nvml_train_energy_non_null", "every epoch's train_energy_J is a positive NVML reading"

@@ -63,6 +63,9 @@ def test_smoke_run_writes_every_part_with_its_fields(tmp_path):
     energy = parts["c_energy"]
     assert energy["skipped"] == "no CUDA" and energy["train_rc"] == 0
     assert [e["epoch"] for e in energy["epochs"]] == [1, 2]
+    # each epoch's progress line was found: it places NVML's sampled power on the GPU (its
+    # pattern once missed the "(step N)" part and left every ratio empty, 2026-12-04 H200 run)
+    assert energy["epoch_lines_found"] == [1, 2]
     assert all(is_number(e["train_seconds"]) and e["train_energy_J"] is None for e in energy["epochs"])
     medians = energy["overhead"]["seconds_median"]
     assert set(medians) == {"plain", "phase_per_epoch", "phase_per_step", "flops_per_step"}
