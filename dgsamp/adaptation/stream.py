@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from dgsamp.adaptation.base import TestTimeAdapter
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.metering.flops import count_flops
 
 

@@ -26,8 +26,8 @@ import timm.models
 from torch import nn
 
 from dgsamp.backbones import mnist_cnn  # noqa: F401  (registers the built-in custom backbone)
+from dgsamp.backbones.featurizers import TimmFeaturizer
 from dgsamp.backbones.pretrained import create_timm_model, load_checkpoint_file
-from dgsamp.backbones.timm_featurizer import TimmFeaturizer
 from dgsamp.backbones.weights import WeightsChoice, find_weights
 from dgsamp.errors import UserError
 from dgsamp.registry import BACKBONES

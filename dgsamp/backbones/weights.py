@@ -17,19 +17,27 @@ say the same thing. The places, in the order ``--pretrained auto`` tries them:
   (``$TORCH_HOME/hub/checkpoints/<file name of the config's url>``, e.g. torchvision's
   ``resnet50-0676ba61.pth``, timm's ``resnet50.tv_in1k``);
 - a download through timm (never when ``HF_HUB_OFFLINE`` is set), chosen only when a TCP
-  connection to its host opens within seconds (``hub_reach``): an offline machine learns at
-  once, not after the hub client's retries.
+  connection to its host opens within seconds (``unreachable_reason``): an offline machine
+  learns at once, not after the hub client's retries.
 
 ``--pretrained hub`` goes straight to the download, ``none`` (and a registered custom
 backbone without a file) starts from random weights. When nothing is found the choice
 carries the one-line message that the build raises: a run never starts from random
 weights without being asked to.
+
+The reachability probe: timm downloads through ``huggingface_hub`` (or ``torch.hub`` for URL
+weights), whose HTTP layer retries a failed request with back-off (1 + 2 + 4 + 8 + 8 s per
+file, two file names tried): about 40 s before an offline machine learns that nothing can be
+downloaded. One TCP connection attempt to the host (or to the HTTPS proxy, when one is set)
+with a short timeout answers the same question at once.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import socket
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -37,7 +45,6 @@ from urllib.parse import urlparse
 import timm.models
 import torch
 
-from dgsamp.backbones.hub_reach import download_host, unreachable_reason
 from dgsamp.registry import BACKBONES
 
 PACKAGED_WEIGHTS = {  # timm name: (module, class with get_model_file_path, PyPI package)
@@ -50,6 +57,7 @@ PACKAGED_WEIGHTS = {  # timm name: (module, class with get_model_file_path, PyPI
 }
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 OFFLINE_VALUES = {"1", "true", "yes", "on"}
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class WeightsChoice:
 
 def find_weights(name: str, pretrained: str = "auto", pretrained_file: str | Path | None = None) -> WeightsChoice:
     """Where ``name``'s weights will come from under ``--pretrained`` (auto, hub, none). A
-    download is chosen only when the host it starts from answers (``hub_reach``, seconds)."""
+    download is chosen only when the host it starts from answers (``unreachable_reason``, seconds)."""
     if pretrained_file is not None:
         return WeightsChoice("file", pretrained_file)  # as given: the records name it so
     if name in BACKBONES or pretrained == "none":
@@ -215,3 +223,29 @@ def torchvision_file_name(name: str) -> str | None:
     if config is None or not config.url or "download.pytorch.org" not in config.url:
         return None
     return torch_hub_file(config.url).name
+
+def download_host(pretrained_cfg) -> str:
+    """The URL a download of ``pretrained_cfg``'s weights starts from: the Hugging Face hub
+    endpoint for hub weights, else the config's own URL (torchvision's, older timm's)."""
+    if getattr(pretrained_cfg, "hf_hub_id", None):
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+    return getattr(pretrained_cfg, "url", "") or ""
+
+
+def unreachable_reason(url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """None when a TCP connection to ``url``'s host (or the HTTPS proxy) opens within
+    ``timeout`` seconds, else a short reason such as ``cannot reach huggingface.co:443 (...)``."""
+    proxy = urllib.request.getproxies().get(urlparse(url).scheme or "https")
+    target = urlparse(proxy if proxy else url)
+    if not target.hostname:
+        return None  # nothing to check: let the downloader say what is wrong
+    port = target.port or (80 if target.scheme == "http" else 443)
+    try:
+        with socket.create_connection((target.hostname, port), timeout=timeout):
+            return None
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        via = " (the HTTPS proxy)" if proxy else ""
+        return f"cannot reach {target.hostname}:{port}{via}: {why}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from dgsamp.backbones.bottleneck import BOTTLENECK_KINDS
 from dgsamp.backbones.factory import PRETRAINED_CHOICES
+from dgsamp.backbones.featurizers import BOTTLENECK_KINDS
 from dgsamp.config.hparam_flags import add_hparam_arguments, all_hparam_specs, parse_bool
 from dgsamp.config.presets import DEFAULT_PROTOCOL, PROTOCOLS
 from dgsamp.data.splits import TASKS

@@ -19,7 +19,7 @@ whatever device the batch lives on:
 5. Normalize(mean, std) -> float32 [B, 3, S, S].
 
 Differences from DomainBed's per-image PIL pipeline: the crop is taken from the image already
-resized to S x S (dgsamp decodes each image once, see dgsamp.data.domain_tensors), the crop's edge
+resized to S x S (dgsamp decodes each image once, see dgsamp.data.training_data), the crop's edge
 pixels interpolate with the real neighbouring pixels, and colour maths runs in float rather than
 uint8 (as torchvision does on tensors).
 

@@ -27,7 +27,7 @@ from dgsamp.backbones.weights import WeightsChoice
 from dgsamp.config.run_config import RunConfig
 from dgsamp.data.training_data import TrainingData
 from dgsamp.errors import UserError
-from dgsamp.training.device import build_device, resolve_device
+from dgsamp.training.build import build_device, resolve_device
 from dgsamp.training.evaluation import Evaluation, evaluate
 from dgsamp.training.inputs import (
     RunInputs,
@@ -35,7 +35,7 @@ from dgsamp.training.inputs import (
     build_backbone,
     build_inputs,
 )
-from dgsamp.utils.seeding import seed_hash
+from dgsamp.utils.seeding import seed_everything, seed_hash
 
 NO_WEIGHTS = WeightsChoice("random")  # a finished run's checkpoint replaces them anyway
 
@@ -85,6 +85,7 @@ class EvaluationSetup:
                         state: Mapping[str, Tensor]) -> nn.Module:
         """The run's algorithm (its args and hparams) holding ``state``, on the device, in eval mode."""
         config = RunConfig.from_record(args, hparams)
+        seed_everything(config.seed)  # as the run was seeded before its model was built
         backbone = build_backbone(config, self.inputs.dataset.input_shape, NO_WEIGHTS)
         algorithm = build_algorithm(config, self.inputs, backbone)
         try:

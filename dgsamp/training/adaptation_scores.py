@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.scores import (
     deep_embedded_validation,
     information_maximization,

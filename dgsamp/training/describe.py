@@ -48,7 +48,7 @@ def describe_length(config: RunConfig) -> str:
 
 def describe_device(config: RunConfig) -> str:
     """The device the run asks for, ``auto`` resolved as ``resolve_device`` resolves it."""
-    from dgsamp.training.device import resolve_device
+    from dgsamp.training.build import resolve_device
 
     try:
         return str(resolve_device(config.system.device))

@@ -7,9 +7,9 @@ Training (``dgsamp.training.build``) and the evaluation of finished runs (``dgsa
 ``dgsamp adapt``, from ``RunConfig.from_record``) build them here, so a run and its later
 evaluation make their splits, transforms and models the same way.
 
-The global RNG is seeded with the run's seed right before the backbone is initialised (the
-algorithm's head follows after the data are loaded, which draw nothing from it), so a
-model's initialisation is its run's.
+The caller seeds the global RNGs with the run's seed first (``seed_everything``): the
+backbone's initialisation is their first draw, the algorithm's head follows after the data
+are loaded, which draw nothing from them, so a model's initialisation is its run's.
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from dataclasses import dataclass
 import torch
 
 from dgsamp.algorithms.base import Algorithm
-from dgsamp.backbones.bottleneck import BottleneckFeaturizer
 from dgsamp.backbones.factory import Backbone, backbone_with_weights
+from dgsamp.backbones.featurizers import BottleneckFeaturizer
 from dgsamp.backbones.weights import WeightsChoice
 from dgsamp.config.run_config import RunConfig
 from dgsamp.data.training_data import TrainingData, load_training_data
 from dgsamp.data.transforms import Transforms, make_transforms
 from dgsamp.datasets.base import MultiDomainDataset
 from dgsamp.registry import create_algorithm, create_dataset
-from dgsamp.utils.seeding import seed_everything
 
 
 @dataclass
@@ -64,9 +63,8 @@ def build_inputs(config: RunConfig, weights: WeightsChoice, device: torch.device
 
 def build_backbone(config: RunConfig, input_shape: tuple[int, ...], weights: WeightsChoice) -> Backbone:
     """The run's backbone holding ``weights`` (``WeightsChoice("random")`` where a checkpoint
-    replaces them anyway), with the bottleneck the protocol asks for; the global RNG seeded first."""
+    replaces them anyway), with the bottleneck the protocol asks for."""
     model = config.model
-    seed_everything(config.seed)
     backbone = backbone_with_weights(model.backbone, tuple(input_shape), weights, model.resolution, model.freeze_bn)
     if model.bottleneck == "none":
         return backbone

@@ -12,7 +12,7 @@ from dgsamp.tracking import schema as k
 
 
 class Progress:
-    """``epoch_steps[k]``: the updates of epoch ``k + 1`` (``dgsamp.config.schedule``)."""
+    """``epoch_steps[k]``: the updates of epoch ``k + 1`` (``dgsamp.config.protocol``)."""
 
     def __init__(self, style: str, epoch_steps: Sequence[int]) -> None:
         use_bar = style == "bar" or (style == "auto" and sys.stderr.isatty())

@@ -15,7 +15,7 @@ import torch
 from dgsamp.adaptation.methods import METHODS
 from dgsamp.adaptation.stream import adapt_on_stream
 from dgsamp.cli import main
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.ensembles.evaluation_setup import EvaluationSetup
 from dgsamp.tracking import schema
 from dgsamp.tracking.adaptation_naming import ADAPT_ENERGY_J, ADAPT_FLOPS, ARG_ADAPTATION, LABELS

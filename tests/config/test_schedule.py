@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dgsamp.cli import main
-from dgsamp.config.schedule import epoch_schedule, evaluation_steps, step_schedule
+from dgsamp.config.protocol import epoch_schedule, evaluation_steps, step_schedule
 from tests.helpers import TINY_RUN, read_results
 
 # TINY_RUN without its epoch budget and protocol: the tests below count in steps

@@ -17,7 +17,7 @@ from dgsamp.data.augment import (
     random_grayscale,
     random_resized_crop_flip,
 )
-from dgsamp.data.domain_tensors import materialize
+from dgsamp.data.training_data import materialize
 from dgsamp.data.transforms import make_transforms
 from dgsamp.datasets.images import PACSMini
 

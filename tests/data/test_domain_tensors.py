@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import TensorDataset
 from torchvision import transforms
 
-from dgsamp.data.domain_tensors import DomainTensors, materialize
+from dgsamp.data.training_data import DomainTensors, materialize
 from dgsamp.datasets.images import PACS
 from dgsamp.datasets.mnist import IMAGES_MAGIC, LABELS_MAGIC, MnistDomain, read_idx
 from dgsamp.errors import UserError

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgsamp.data.domain_tensors import DomainTensors
 from dgsamp.data.training_data import (
     DomainBatches,
+    DomainTensors,
     cache_bytes,
     check_cache_fits,
     load_training_data,

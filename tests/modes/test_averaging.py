@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgsamp.config import parse_run_config
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.errors import UserError
 from dgsamp.leaderboard.runs import variant_from_args
 from dgsamp.modes.averaging.batchnorm import recompute_batchnorm

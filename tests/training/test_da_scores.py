@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.scores import deep_embedded_validation, soft_neighborhood_density
 from dgsamp.tracking import schema
 from dgsamp.training.adaptation_scores import adaptation_scores, subsample

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgsamp.backbones.hub_reach import unreachable_reason
 from dgsamp.backbones.pretrained import load_checkpoint_file
-from dgsamp.backbones.weights import find_weights
+from dgsamp.backbones.weights import find_weights, unreachable_reason
 from dgsamp.config import parse_run_config
 from dgsamp.errors import UserError
 from dgsamp.training.describe import describe_run

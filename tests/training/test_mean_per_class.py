@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from dgsamp.data.domain_tensors import DomainTensors
+from dgsamp.data.training_data import DomainTensors
 from dgsamp.training.evaluation import evaluate
 from tests.helpers import read_results, train_in_process
 
