@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # torch is pinned here (setup.cfg says torch>=2.2): this build lies on the dev/CI machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
+# pytest workers (pytest-xdist): the tests are independent; 2 halves the suite's time on the 2-core CI box
+TEST_WORKERS ?= 2
 
 .PHONY: install install-test demo test lint clean
 
@@ -32,7 +34,7 @@ demo: install
 		--resolution 96 --lr 1e-3 --output_dir $(DEMO_DIR) --no_resume --progress lines
 
 test: install-test
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
 lint: install-test
 	$(BIN)/ruff check .
