@@ -3,8 +3,8 @@
     run = build_run(config, existing, weights)     # everything the trainer's loop needs
     Trainer(run).run()
 
-The device (``build_device``, here), the data, backbone and transforms
-(``dgsamp.training.inputs``) are what the evaluation of finished runs shares. The global
+The device is built here (``build_device``), the data, backbone and transforms in
+``dgsamp.training.inputs``; the evaluation of finished runs uses both. The global
 RNGs are seeded before anything is built, as DomainBed seeds them first: building the device,
 the meter, the dataset and the transforms draws nothing, so the backbone's initialisation
 is the first draw. Everything that can refuse the run happens before the run directory is
