@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -240,12 +241,15 @@ def cache_bytes(domain_sizes: list[int], resolution: int) -> int:
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Free memory where the cache will live (None when it cannot be told)."""
+    """Free memory where the cache will live (None when it cannot be told): on the CPU the
+    kernel's MemAvailable, which counts reclaimable page cache as free (as the batch check of
+    ``dgsamp.training.memory`` does), not MemFree."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
         return None
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
 from dgsamp.data.training_data import (
     DomainBatches,
     DomainTensors,
+    available_bytes,
     cache_bytes,
     check_cache_fits,
     load_training_data,
@@ -25,6 +29,24 @@ def test_cache_check_refuses_what_does_not_fit_before_decoding():
         check_cache_fits(sizes, 224, torch.device("cpu"), free=10**9)
     with pytest.raises(UserError, match="use --data_cache cpu"):
         check_cache_fits(sizes, 224, torch.device("cuda"), free=10**9)
+
+
+def mem_available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no MemAvailable line")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="reads Linux's /proc/meminfo")
+def test_free_ram_is_memavailable_so_page_cache_counts_as_free():
+    """The cache check's free RAM is the kernel's MemAvailable (page cache is reclaimable), the
+    figure the batch check uses too; it once read MemFree and refused on a box full of cache."""
+    before = mem_available_bytes()
+    free = available_bytes(torch.device("cpu"))
+    after = mem_available_bytes()
+    slack = 64 * 2**20  # what other processes may allocate or free between the reads
+    assert min(before, after) - slack <= free <= max(before, after) + slack
 
 
 def test_domain_batches_cover_every_item_once_per_pass_and_resume_exactly():
