@@ -224,6 +224,7 @@ def torchvision_file_name(name: str) -> str | None:
         return None
     return torch_hub_file(config.url).name
 
+
 def download_host(pretrained_cfg) -> str:
     """The URL a download of ``pretrained_cfg``'s weights starts from: the Hugging Face hub
     endpoint for hub weights, else the config's own URL (torchvision's, older timm's)."""

@@ -177,6 +177,7 @@ def run_schedule(schedule: ScheduleConfig, pass_steps: int) -> Schedule:
         return step_schedule(schedule.steps, int(schedule.checkpoint_freq or 1), schedule.evaluate_last_step)
     return epoch_schedule(schedule.epochs, schedule.steps_per_epoch or pass_steps)
 
+
 def _bottleneck(given: Mapping[str, Any], preset: Mapping[str, Any]) -> tuple[str, int]:
     """(kind, width): ``--bottleneck_width`` acts only with a bottleneck; 256 when one is asked for
     without a width."""
